@@ -1,0 +1,38 @@
+"""Public-schema billing models. Money is Decimal everywhere."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.db import models
+
+
+class Plan(models.Model):
+    """A price plan a tenant subscribes to; it also sets the tenant's default limits."""
+
+    slug = models.SlugField(max_length=40, unique=True)
+    name = models.CharField(max_length=100)
+    monthly_fee = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal("0.00"))
+    currency = models.CharField(max_length=3, default="usd")
+    default_rpm = models.PositiveIntegerField(default=600, help_text="Requests per minute")
+    default_tpm = models.PositiveIntegerField(default=200_000, help_text="Tokens per minute")
+    default_concurrency = models.PositiveIntegerField(default=50)
+    default_monthly_budget = models.DecimalField(
+        max_digits=12, decimal_places=2, null=True, blank=True, help_text="Empty: no budget cap"
+    )
+    is_default = models.BooleanField(default=False, help_text="Plan given to self-service sign-ups")
+    is_public = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["monthly_fee", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_default"],
+                condition=models.Q(is_default=True),
+                name="plan_single_default",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name

@@ -1,0 +1,181 @@
+"""Settings for every environment; production differs only through environment variables.
+
+Every variable read here is listed, with its default, in README.md's configuration table.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dj_database_url
+import django_stubs_ext
+
+from config.env import env_bool, env_int, env_list, env_secret, env_str, generated_secret
+
+django_stubs_ext.monkeypatch()
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+DATA_DIR = Path(env_str("GATEHOUSE_DATA_DIR", str(BASE_DIR / ".data")))
+
+DEBUG = env_bool("GATEHOUSE_DEBUG", False)
+SECRET_KEY = env_secret("GATEHOUSE_SECRET_KEY") or generated_secret(DATA_DIR / "secret_key")
+
+# Hosts: the public host serves the console, sign-up, admin and the API; tenant portals live on
+# <slug>.<GATEHOUSE_BASE_DOMAIN>.
+GATEHOUSE_BASE_DOMAIN = env_str("GATEHOUSE_BASE_DOMAIN", "localhost")
+GATEHOUSE_PUBLIC_HOSTS = env_list("GATEHOUSE_PUBLIC_HOSTS", [GATEHOUSE_BASE_DOMAIN, "127.0.0.1"])
+GATEHOUSE_PUBLIC_URL = env_str("GATEHOUSE_PUBLIC_URL", "http://localhost:8000")
+ALLOWED_HOSTS = env_list(
+    "GATEHOUSE_ALLOWED_HOSTS",
+    [*GATEHOUSE_PUBLIC_HOSTS, f".{GATEHOUSE_BASE_DOMAIN}"],
+)
+CSRF_TRUSTED_ORIGINS = env_list(
+    "GATEHOUSE_CSRF_TRUSTED_ORIGINS",
+    ["http://localhost:8000", "http://*.localhost:8000", "http://127.0.0.1:8000"],
+)
+
+SHARED_APPS = [
+    "django_tenants",
+    "tenants",
+    "billing",
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.admin",
+    "django.contrib.staticfiles",
+    "django.contrib.postgres",
+    "channels",
+    "dashboards",
+]
+TENANT_APPS = [
+    "django.contrib.contenttypes",
+    "gateway",
+]
+INSTALLED_APPS = list(SHARED_APPS) + [app for app in TENANT_APPS if app not in SHARED_APPS]
+
+TENANT_MODEL = "tenants.Tenant"
+TENANT_DOMAIN_MODEL = "tenants.Domain"
+AUTH_USER_MODEL = "tenants.User"
+PUBLIC_SCHEMA_URLCONF = "config.urls_public"
+ROOT_URLCONF = "config.urls_tenants"
+DATABASE_ROUTERS = ("django_tenants.routers.TenantSyncRouter",)
+
+MIDDLEWARE = [
+    "tenants.middleware.TenantHostMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "tenants.middleware.TenantMembershipMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "tenants.context_processors.tenant",
+            ],
+        },
+    },
+]
+
+ASGI_APPLICATION = "config.asgi.application"
+
+# PostgreSQL (with pgvector). Without DATABASE_URL: the embedded server that scripts/postgres.sh runs.
+PG_PORT = env_int("GATEHOUSE_PG_PORT", 55432)
+DATABASE_URL = env_str("DATABASE_URL", f"postgres://postgres@127.0.0.1:{PG_PORT}/gatehouse")
+DATABASES = {
+    "default": {
+        **dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("GATEHOUSE_DB_CONN_MAX_AGE", 60)),
+        "ENGINE": "django_tenants.postgresql_backend",
+    }
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Redis: rate limits, circuit state, caches, usage stream, Celery broker, Channels layer.
+REDIS_PORT = env_int("GATEHOUSE_REDIS_PORT", 6390)
+REDIS_URL = env_str("REDIS_URL", f"redis://127.0.0.1:{REDIS_PORT}/0")
+
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "gh:cache",
+    }
+}
+CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
+CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", REDIS_URL)
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
+CELERY_BEAT_SCHEDULE = {
+    "api-keys-flush-last-used": {
+        "task": "gateway.tasks.api_keys_flush_last_used",
+        "schedule": float(env_int("GATEHOUSE_KEY_LAST_USED_FLUSH_SECONDS", 60)),
+    },
+}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 10},
+    },
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "login"
+
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SECURE = env_bool("GATEHOUSE_SECURE_COOKIES", False)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+
+EMAIL_BACKEND = env_str("GATEHOUSE_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = env_str("GATEHOUSE_FROM_EMAIL", "Gatehouse <noreply@localhost>")
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = True
+
+# API keys: HMAC-SHA256 with this secret (derived from SECRET_KEY unless set). Changing it invalidates keys.
+GATEHOUSE_API_KEY_SECRET = env_secret("GATEHOUSE_API_KEY_SECRET")
+GATEHOUSE_KEY_CACHE_SECONDS = env_int("GATEHOUSE_KEY_CACHE_SECONDS", 30)
+
+LOG_LEVEL = env_str("GATEHOUSE_LOG_LEVEL", "INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

@@ -1,0 +1,30 @@
+"""Test settings: the same services as dev (real PostgreSQL, real Redis), isolated databases."""
+
+from __future__ import annotations
+
+from config.env import env_int, env_str
+from config.settings.base import *  # noqa: F403
+from config.settings.base import REDIS_PORT
+
+# A separate Redis database so that `make test` never touches a running `make run`'s data.
+REDIS_URL = env_str(
+    "GATEHOUSE_TEST_REDIS_URL",
+    f"redis://127.0.0.1:{REDIS_PORT}/{env_int('GATEHOUSE_TEST_REDIS_DB', 15)}",
+)
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "gh:test",
+    }
+}
+CELERY_BROKER_URL = REDIS_URL
+CELERY_RESULT_BACKEND = REDIS_URL
+GATEHOUSE_PUBLIC_HOSTS = ["localhost", "127.0.0.1", "testserver"]
+ALLOWED_HOSTS = [*GATEHOUSE_PUBLIC_HOSTS, ".localhost"]
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}

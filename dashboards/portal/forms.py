@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+from django import forms
+
+
+class ApiKeyCreateForm(forms.Form):
+    name = forms.CharField(max_length=100, initial="API key")
+    expires_in_days = forms.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=3650,
+        label="Expires in (days)",
+        help_text="Leave empty for a key that does not expire.",
+    )
+    allowed_models = forms.CharField(
+        required=False,
+        max_length=2000,
+        label="Allowed models",
+        help_text="Comma-separated model names or aliases; empty allows every model.",
+    )
+
+    def clean_allowed_models(self) -> list[str]:
+        raw: str = self.cleaned_data["allowed_models"]
+        models = [item.strip() for item in raw.replace("\n", ",").split(",") if item.strip()]
+        for model in models:
+            if len(model) > 200 or any(ch.isspace() for ch in model):
+                raise forms.ValidationError(f"“{model[:50]}” is not a model name.")
+        return models

@@ -1,0 +1,15 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from dashboards.portal import views
+
+app_name = "portal"
+
+urlpatterns = [
+    path("", views.overview, name="overview"),
+    path("keys/", views.api_key_list, name="api_keys"),
+    path("keys/new/", views.api_key_create_view, name="api_key_create"),
+    path("keys/<int:key_id>/revoke/", views.api_key_revoke_view, name="api_key_revoke"),
+    path("members/", views.member_list, name="members"),
+]

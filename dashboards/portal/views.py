@@ -1,0 +1,80 @@
+"""The tenant's self-service portal: overview, API keys, members."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.contrib import messages
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST
+
+from dashboards.portal.access import key_manager_required, member_required
+from dashboards.portal.forms import ApiKeyCreateForm
+from dashboards.portal.selectors import usage_summary
+from gateway.keys import api_key_create, api_key_revoke
+from gateway.models import ApiKey
+from gateway.selectors import api_key_active_count
+from tenants.http import PortalRequest
+from tenants.selectors import membership_list_for_tenant
+
+
+@member_required
+def overview(request: PortalRequest) -> HttpResponse:
+    context = {
+        "usage": usage_summary(days=30),
+        "active_keys": api_key_active_count(),
+    }
+    return render(request, "portal/overview.html", context)
+
+
+@member_required
+def api_key_list(request: PortalRequest) -> HttpResponse:
+    return render(request, "portal/api_keys.html", {"keys": ApiKey.objects.all(), "form": ApiKeyCreateForm()})
+
+
+@never_cache
+@key_manager_required
+@require_POST
+def api_key_create_view(request: PortalRequest) -> HttpResponse:
+    tenant = request.tenant
+    form = ApiKeyCreateForm(request.POST)
+    if not tenant.is_active:
+        form.add_error(None, "This organisation is suspended: new API keys cannot be created.")
+    if not form.is_valid():
+        return render(
+            request,
+            "portal/api_keys.html",
+            {"keys": ApiKey.objects.all(), "form": form},
+            status=400,
+        )
+    days = form.cleaned_data["expires_in_days"]
+    created = api_key_create(
+        tenant=tenant,
+        name=form.cleaned_data["name"],
+        expires_at=timezone.now() + timedelta(days=days) if days else None,
+        allowed_models=form.cleaned_data["allowed_models"],
+        created_by_id=request.user.pk,
+    )
+    # Rendered, not redirected: the full key exists only in this response, which nothing caches.
+    return render(request, "portal/api_key_created.html", {"created": created})
+
+
+@key_manager_required
+@require_POST
+def api_key_revoke_view(request: PortalRequest, key_id: int) -> HttpResponse:
+    tenant = request.tenant
+    try:
+        api_key = api_key_revoke(tenant=tenant, api_key_id=key_id)
+    except ApiKey.DoesNotExist:
+        return render(request, "errors/404.html", status=404)
+    messages.success(request, f"Key {api_key.display_prefix} revoked.")
+    return redirect("portal:api_keys")
+
+
+@member_required
+def member_list(request: PortalRequest) -> HttpResponse:
+    tenant = request.tenant
+    return render(request, "portal/members.html", {"members": membership_list_for_tenant(tenant=tenant)})
