@@ -129,14 +129,14 @@ def api_key_authenticate(raw_key: str) -> KeyIdentity:
     parsed = key_parse(raw_key)
     if parsed is None:
         raise ApiKeyError("invalid")
-    route = ApiKeyRoute.objects.select_related("tenant").filter(prefix=parsed.prefix).first()
+    route = ApiKeyRoute.objects.select_related("tenant").filter(prefix=parsed.prefix).order_by().first()
     if route is None:
         # Same work as a real comparison, so a bad prefix is not faster to detect than a bad secret.
         hmac.compare_digest(key_hash(raw_key), "0" * 64)
         raise ApiKeyError("invalid")
     tenant = route.tenant
     with schema_context(tenant.schema_name):
-        api_key = ApiKey.objects.filter(prefix=parsed.prefix).first()
+        api_key = ApiKey.objects.filter(prefix=parsed.prefix).order_by().first()
     if api_key is None or not hmac.compare_digest(api_key.key_hash, key_hash(raw_key)):
         raise ApiKeyError("invalid")
     if api_key.status == ApiKey.Status.REVOKED:

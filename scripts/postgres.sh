@@ -14,7 +14,8 @@ SOCK=$DATA_DIR/pg-sock
 PG_USER=gatehouse-pg
 
 pgbin() {
-  "$PY" -c 'import pathlib, pgserver; print(pathlib.Path(pgserver.__file__).parent / "pginstall" / "bin")'
+  # find_spec, not import: importing pgserver warns about XDG_RUNTIME_DIR.
+  "$PY" -c 'import importlib.util as u, pathlib as p; print(p.Path(u.find_spec("pgserver").submodule_search_locations[0]) / "pginstall" / "bin")'
 }
 
 as_pg() {

@@ -37,3 +37,4 @@ if [ -z "${REDIS_URL:-}" ]; then scripts/redis.sh start; fi
 if [ -z "${DATABASE_URL:-}" ]; then scripts/postgres.sh start; fi
 
 "$PY" manage.py migrate_schemas --noinput -v 0
+"$PY" manage.py collectstatic --noinput -v 0

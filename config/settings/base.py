@@ -35,8 +35,9 @@ CSRF_TRUSTED_ORIGINS = env_list(
 )
 
 SHARED_APPS = [
-    "django_tenants",
+    # `tenants` first: its create_tenant command (DESIGN.md's contract) overrides django-tenants' own.
     "tenants",
+    "django_tenants",
     "billing",
     "django.contrib.contenttypes",
     "django.contrib.auth",

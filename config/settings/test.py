@@ -18,8 +18,11 @@ CACHES = {
         "KEY_PREFIX": "gh:test",
     }
 }
-CELERY_BROKER_URL = REDIS_URL
-CELERY_RESULT_BACKEND = REDIS_URL
+# The broker gets its own database: tests flush REDIS_URL's database between tests.
+CELERY_BROKER_URL = env_str(
+    "GATEHOUSE_TEST_BROKER_URL", f"redis://127.0.0.1:{REDIS_PORT}/{env_int('GATEHOUSE_TEST_BROKER_DB', 14)}"
+)
+CELERY_RESULT_BACKEND = CELERY_BROKER_URL
 GATEHOUSE_PUBLIC_HOSTS = ["localhost", "127.0.0.1", "testserver"]
 ALLOWED_HOSTS = [*GATEHOUSE_PUBLIC_HOSTS, ".localhost"]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

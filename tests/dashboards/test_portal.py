@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+from django_tenants.utils import schema_context
+
+from gateway.models import RequestRecord
+from tenants.models import Tenant
+from tests.conftest import host_client, signed_in
+
+pytestmark = pytest.mark.django_db
+
+
+def test_the_overview_shows_this_tenants_usage(acme: Tenant, globex: Tenant) -> None:
+    with schema_context(acme.schema_name):
+        for i in range(3):
+            RequestRecord.objects.create(
+                request_id=f"acme-{i}",
+                requested_model="auto",
+                input_tokens=100,
+                output_tokens=50,
+                price=Decimal("0.0125"),
+                created_at=timezone.now(),
+            )
+    with schema_context(globex.schema_name):
+        RequestRecord.objects.create(request_id="globex-1", requested_model="auto", input_tokens=9999)
+
+    page = signed_in("acme.localhost", "alice@acme.test").get("/")
+
+    usage = page.context["usage"]
+    assert (usage.requests, usage.tokens, usage.price) == (3, 450, Decimal("0.04"))
+    assert len(usage.days) == 30
+    assert "9999" not in page.content.decode()
+
+
+def test_portal_pages_need_a_signed_in_member(acme: Tenant) -> None:
+    for path in ["/", "/keys/", "/members/"]:
+        response = host_client("acme.localhost").get(path)
+        assert response.status_code == 302
+        assert response["Location"].startswith("/login/")
+
+
+def test_members_lists_this_tenants_members_only(acme: Tenant) -> None:
+    html = signed_in("acme.localhost", "bob@acme.test").get("/members/").content.decode()
+
+    assert "alice@acme.test" in html
+    assert "vera@acme.test" in html
+    assert "charlie@globex.test" not in html
