@@ -120,7 +120,7 @@ class ApiKeyError(Exception):
         self.reason = reason
 
 
-def api_key_authenticate(raw_key: str) -> KeyIdentity:
+def api_key_authenticate(raw_key: str, *, mark_used: bool = True) -> KeyIdentity:
     """Resolve a presented key to its tenant and key, from any host, without scanning schemas.
 
     One indexed lookup in the public prefix index, one in the tenant's schema, then a constant-time
@@ -145,5 +145,6 @@ def api_key_authenticate(raw_key: str) -> KeyIdentity:
         raise ApiKeyError("expired")
     if not tenant.is_active:
         raise ApiKeyError("suspended")
-    api_key_mark_used(schema_name=tenant.schema_name, prefix=api_key.prefix)
+    if mark_used:
+        api_key_mark_used(schema_name=tenant.schema_name, prefix=api_key.prefix)
     return KeyIdentity(tenant=tenant, api_key=api_key)

@@ -27,8 +27,13 @@ fi
 STAMP=$VENV/.gatehouse-installed
 if [ ! -f "$STAMP" ] || [ pyproject.toml -nt "$STAMP" ] || [ constraints.txt -nt "$STAMP" ]; then
   echo "setup: installing Python packages into .venv (pinned by constraints.txt)"
-  "$PY" -m pip install -q --upgrade pip
-  "$PY" -m pip install -q -c constraints.txt -e ".[dev,embedded]"
+  mkdir -p .data
+  if ! { "$PY" -m pip install -q --upgrade pip && "$PY" -m pip install -q -c constraints.txt -e ".[dev,embedded]"; } \
+      >.data/pip-install.log 2>&1; then
+    cat .data/pip-install.log >&2
+    echo "setup: pip install failed (log above, also in .data/pip-install.log)" >&2
+    exit 1
+  fi
   touch "$STAMP"
 fi
 

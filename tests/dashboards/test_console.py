@@ -56,3 +56,20 @@ def test_an_unknown_console_action_is_a_400(operator: User) -> None:
 
     assert client.post("/console/tenants/globex/status/", {"action": "explode"}).status_code == 400
     assert client.post("/console/tenants/nobody/status/", {"action": "suspend"}).status_code == 404
+
+
+def test_the_tenant_list_takes_the_same_queries_for_more_tenants(operator: User) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client = signed_in("localhost", operator.email)
+    with CaptureQueriesContext(connection) as before:
+        client.get("/console/")
+    from tenants.services import tenant_create
+
+    for slug in ["n-plus-one", "n-plus-two", "n-plus-three"]:
+        tenant_create(slug=slug, name=slug, owner_email=f"o@{slug}.test")
+    with CaptureQueriesContext(connection) as after:
+        client.get("/console/")
+
+    assert len(after.captured_queries) == len(before.captured_queries)

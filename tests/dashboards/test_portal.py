@@ -48,3 +48,21 @@ def test_members_lists_this_tenants_members_only(acme: Tenant) -> None:
     assert "alice@acme.test" in html
     assert "vera@acme.test" in html
     assert "charlie@globex.test" not in html
+
+
+def test_the_key_list_takes_the_same_queries_for_more_keys(acme: Tenant) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from gateway.keys import api_key_create
+
+    client = signed_in("acme.localhost", "alice@acme.test")
+    api_key_create(tenant=acme, name="first")
+    with CaptureQueriesContext(connection) as before:
+        client.get("/keys/")
+    for i in range(5):
+        api_key_create(tenant=acme, name=f"more-{i}")
+    with CaptureQueriesContext(connection) as after:
+        client.get("/keys/")
+
+    assert len(after.captured_queries) == len(before.captured_queries)

@@ -80,3 +80,7 @@ def test_staff_without_membership_cannot_enter_a_portal(acme: Tenant) -> None:
     response = host_client("acme.localhost").post("/login/", {"username": "op@x.test", "password": PASSWORD})
 
     assert response.status_code == 403
+
+
+def test_a_host_outside_allowed_hosts_is_a_404_not_a_500(world: object) -> None:
+    assert host_client("evil.example.com").get("/").status_code == 404
