@@ -59,11 +59,14 @@ class RequestRecord(models.Model):
 
     request_id = models.CharField(max_length=64, unique=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    recorded_at = models.DateTimeField(default=timezone.now)
     api_key_prefix = models.CharField(max_length=16, blank=True)
     requested_model = models.CharField(max_length=200)
     served_model = models.CharField(max_length=200, blank=True)
     provider = models.CharField(max_length=50, blank=True)
+    task_type = models.CharField(max_length=20, blank=True)
     attempts = models.JSONField(default=list, blank=True)
+    fallback_count = models.PositiveSmallIntegerField(default=0)
     input_tokens = models.PositiveIntegerField(default=0)
     output_tokens = models.PositiveIntegerField(default=0)
     tokens_estimated = models.BooleanField(default=False)
@@ -75,6 +78,7 @@ class RequestRecord(models.Model):
     http_status = models.PositiveSmallIntegerField(default=200)
     error_class = models.CharField(max_length=100, blank=True)
     stream = models.BooleanField(default=False)
+    client_disconnected = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["-created_at"]

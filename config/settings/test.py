@@ -23,6 +23,8 @@ CELERY_BROKER_URL = env_str(
     "GATEHOUSE_TEST_BROKER_URL", f"redis://127.0.0.1:{REDIS_PORT}/{env_int('GATEHOUSE_TEST_BROKER_DB', 14)}"
 )
 CELERY_RESULT_BACKEND = CELERY_BROKER_URL
+# Parallel test runs (e.g. two checkouts) each name their own test database.
+DATABASES["default"]["TEST"] = {"NAME": env_str("GATEHOUSE_TEST_DB_NAME", "test_gatehouse")}  # noqa: F405
 GATEHOUSE_PUBLIC_HOSTS = ["localhost", "127.0.0.1", "testserver"]
 ALLOWED_HOSTS = [*GATEHOUSE_PUBLIC_HOSTS, ".localhost"]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -1,0 +1,75 @@
+"""The usage event: exactly one per inference request, successful or not.
+
+The hot path builds it and appends it to a Redis Stream (gateway.metering.emit); the usage consumer stores it
+as a `RequestRecord` in the tenant's schema, idempotent on `request_id`. Money travels as Decimal strings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from decimal import Decimal
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One upstream call: which deployment, how it ended, and why we moved on if we did."""
+
+    model: str
+    provider: str
+    status: int | None  # upstream HTTP status, None when there was no response
+    error: str  # "" on success, else the ProviderError kind (e.g. "rate_limited", "timeout")
+    latency_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class UsageEvent:
+    request_id: str
+    tenant_schema: str
+    tenant_id: int
+    api_key_prefix: str
+    created_ms: int  # when the request arrived, epoch milliseconds
+    requested_model: str
+    served_model: str  # "" when nothing served it
+    provider: str
+    task_type: str  # simple / reasoning / code / vision, or "" when the client named a model
+    input_tokens: int
+    output_tokens: int
+    tokens_estimated: bool
+    provider_cost: Decimal
+    price: Decimal
+    latency_ms: int
+    ttft_ms: int | None
+    cache_status: str  # miss / hit-exact / hit-semantic
+    http_status: int
+    error_class: str  # "" on success
+    stream: bool
+    client_disconnected: bool = False
+    attempts: tuple[Attempt, ...] = field(default_factory=tuple)
+
+    @property
+    def fallback_count(self) -> int:
+        """How many models were tried before the one that served (or before giving up)."""
+        models = []
+        for attempt in self.attempts:
+            if attempt.model not in models:
+                models.append(attempt.model)
+        return max(len(models) - 1, 0)
+
+    def to_json_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["v"] = SCHEMA_VERSION
+        data["provider_cost"] = str(self.provider_cost)
+        data["price"] = str(self.price)
+        return data
+
+    @classmethod
+    def from_json_dict(cls, data: dict[str, Any]) -> UsageEvent:
+        data = dict(data)
+        data.pop("v", None)
+        data["provider_cost"] = Decimal(data["provider_cost"])
+        data["price"] = Decimal(data["price"])
+        data["attempts"] = tuple(Attempt(**a) for a in data.get("attempts", ()))
+        return cls(**data)
