@@ -1,10 +1,13 @@
-"""The one place that builds Redis clients (sync here; the gateway adds its async client)."""
+"""The one place that builds Redis clients: a sync one (views, tasks, commands) and an asyncio one (the
+gateway's hot path), both pooled per URL and per event loop."""
 
 from __future__ import annotations
 
+import asyncio
 from functools import cache
 
 import redis
+import redis.asyncio as aioredis
 from django.conf import settings
 
 
@@ -17,3 +20,20 @@ def redis_client() -> redis.Redis:
     """A pooled client for settings.REDIS_URL (cached per URL, so tests can switch URLs)."""
     url: str = settings.REDIS_URL
     return _client(url)
+
+
+_async_clients: dict[tuple[str, int], aioredis.Redis] = {}
+
+
+def async_redis_client() -> aioredis.Redis:
+    """A pooled asyncio client for settings.REDIS_URL, one per event loop (clients cannot cross loops).
+
+    Responses are bytes (no decoding), which is what the hot path wants.
+    """
+    url: str = settings.REDIS_URL
+    key = (url, id(asyncio.get_running_loop()))
+    client = _async_clients.get(key)
+    if client is None:
+        client = aioredis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+        _async_clients[key] = client
+    return client
