@@ -20,6 +20,12 @@ class Plan(models.Model):
     default_monthly_budget = models.DecimalField(
         max_digits=12, decimal_places=2, null=True, blank=True, help_text="Empty: no budget cap"
     )
+    markup_percent = models.DecimalField(
+        max_digits=7,
+        decimal_places=2,
+        default=Decimal("20.00"),
+        help_text="Price charged = provider cost * (1 + markup/100)",
+    )
     is_default = models.BooleanField(default=False, help_text="Plan given to self-service sign-ups")
     is_public = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)

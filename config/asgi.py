@@ -1,4 +1,4 @@
-"""ASGI entry point: Channels routes `/v1/*` to the gateway consumers, everything else to Django."""
+"""ASGI entry point: Channels serves `/v1/*` (the inference API) with its consumers, Django the rest."""
 
 from __future__ import annotations
 
@@ -13,9 +13,11 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
+from gateway.asgi_urls import urlpatterns as gateway_urlpatterns  # noqa: E402
+
 application = ProtocolTypeRouter(
     {
         # Channels' URLRouter takes ASGI apps; django-stubs types re_path for views only.
-        "http": URLRouter([re_path(r"", django_asgi_app)]),  # type: ignore[arg-type]
+        "http": URLRouter([*gateway_urlpatterns, re_path(r"", django_asgi_app)]),  # type: ignore[arg-type]
     }
 )

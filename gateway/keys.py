@@ -18,6 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
+from gateway.invalidation import invalidate_publish
 from gateway.key_usage import api_key_mark_used
 from gateway.models import ApiKey
 from tenants.models import ApiKeyRoute, Tenant
@@ -101,6 +102,8 @@ def api_key_revoke(*, tenant: Tenant, api_key_id: int) -> ApiKey:
         if api_key.revoked_at is None:
             api_key.revoked_at = timezone.now()
             api_key.save(update_fields=["revoked_at"])
+    prefix = api_key.prefix
+    transaction.on_commit(lambda: invalidate_publish(f"key:{prefix}"))
     return api_key
 
 

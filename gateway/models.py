@@ -85,3 +85,20 @@ class RequestRecord(models.Model):
 
     def __str__(self) -> str:
         return self.request_id
+
+
+class FallbackChain(models.Model):
+    """This tenant's own fallback chain for one task type, replacing the deployment default."""
+
+    class TaskType(models.TextChoices):
+        SIMPLE = "simple", "Simple"
+        REASONING = "reasoning", "Reasoning"
+        CODE = "code", "Code"
+        VISION = "vision", "Vision"
+
+    task_type = models.CharField(max_length=20, choices=TaskType.choices, unique=True)
+    model_names = ArrayField(models.CharField(max_length=200), help_text="Catalogue model names, in order")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.task_type}: {' > '.join(self.model_names)}"

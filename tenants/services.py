@@ -12,6 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from billing.models import Plan
+from gateway.invalidation import invalidate_publish
 from tenants.models import Domain, Membership, Tenant, User
 from tenants.slugs import schema_name_for, slug_validate
 
@@ -93,7 +94,13 @@ def tenant_suspend(*, tenant: Tenant, reason: str = "") -> Tenant:
     tenant.suspended_at = timezone.now()
     tenant.suspension_reason = reason[:200]
     tenant.save(update_fields=["status", "suspended_at", "suspension_reason"])
+    _tenant_changed(tenant)
     return tenant
+
+
+def _tenant_changed(tenant: Tenant) -> None:
+    tenant_id = tenant.pk
+    transaction.on_commit(lambda: invalidate_publish(f"tenant:{tenant_id}"))
 
 
 def tenant_reactivate(*, tenant: Tenant) -> Tenant:
@@ -101,6 +108,7 @@ def tenant_reactivate(*, tenant: Tenant) -> Tenant:
     tenant.suspended_at = None
     tenant.suspension_reason = ""
     tenant.save(update_fields=["status", "suspended_at", "suspension_reason"])
+    _tenant_changed(tenant)
     return tenant
 
 
@@ -108,6 +116,7 @@ def tenant_reactivate(*, tenant: Tenant) -> Tenant:
 def tenant_delete(*, tenant: Tenant) -> None:
     """Delete a tenant for good: its schema (keys, records) is dropped, with its domains, memberships and
     API-key index rows. Users stay (they may belong to other tenants)."""
+    _tenant_changed(tenant)
     tenant.delete(force_drop=True)
 
 

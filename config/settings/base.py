@@ -10,7 +10,16 @@ from pathlib import Path
 import dj_database_url
 import django_stubs_ext
 
-from config.env import env_bool, env_int, env_list, env_secret, env_str, generated_secret
+from config.env import (
+    env_bool,
+    env_float,
+    env_int,
+    env_json,
+    env_list,
+    env_secret,
+    env_str,
+    generated_secret,
+)
 
 django_stubs_ext.monkeypatch()
 
@@ -39,6 +48,7 @@ SHARED_APPS = [
     "tenants",
     "django_tenants",
     "billing",
+    "gateway.catalog",
     "django.contrib.contenttypes",
     "django.contrib.auth",
     "django.contrib.sessions",
@@ -178,5 +188,62 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "httpx": {"level": "WARNING"},  # one line per upstream call, with URLs: the access log says enough
+        "httpcore": {"level": "WARNING"},
+    },
 }
+
+# Inference gateway ------------------------------------------------------------------------------------
+# Upstream endpoints: base URL and credentials per deployment. Catalogue entries name one of these.
+OPENAI_API_KEY = env_secret("OPENAI_API_KEY")
+ANTHROPIC_API_KEY = env_secret("ANTHROPIC_API_KEY")
+GATEHOUSE_SIMULATOR_URL = env_str("GATEHOUSE_SIMULATOR_URL", "http://127.0.0.1:8100")
+GATEHOUSE_ENDPOINTS: dict[str, dict[str, str]] = {
+    "openai": {
+        "base_url": env_str("OPENAI_BASE_URL", "https://api.openai.com/v1"),
+        "api_key": OPENAI_API_KEY,
+    },
+    "anthropic": {
+        "base_url": env_str("ANTHROPIC_BASE_URL", "https://api.anthropic.com"),
+        "api_key": ANTHROPIC_API_KEY,
+    },
+    "simulator": {"base_url": f"{GATEHOUSE_SIMULATOR_URL}/v1", "api_key": "simulator"},
+    **env_json("GATEHOUSE_EXTRA_ENDPOINTS", {}),
+}
+# Default fallback chains per task type; tenants can override them. The simulator's models keep everything
+# working without provider keys; with real keys, real models go first.
+_REAL_CHAINS: dict[str, list[str]] = {
+    "simple": (["gpt-4o-mini"] if OPENAI_API_KEY else [])
+    + (["anthropic/claude-haiku-4-5"] if ANTHROPIC_API_KEY else []),
+    "reasoning": (["anthropic/claude-sonnet-4-5"] if ANTHROPIC_API_KEY else [])
+    + (["gpt-4.1"] if OPENAI_API_KEY else []),
+    "code": (["anthropic/claude-sonnet-4-5"] if ANTHROPIC_API_KEY else [])
+    + (["gpt-4.1-mini"] if OPENAI_API_KEY else []),
+    "vision": (["gpt-4o-mini"] if OPENAI_API_KEY else [])
+    + (["anthropic/claude-haiku-4-5"] if ANTHROPIC_API_KEY else []),
+}
+GATEHOUSE_DEFAULT_CHAINS: dict[str, list[str]] = env_json(
+    "GATEHOUSE_DEFAULT_CHAINS",
+    {
+        "simple": [*_REAL_CHAINS["simple"], "sim/fast", "sim/smart"],
+        "reasoning": [*_REAL_CHAINS["reasoning"], "sim/smart", "sim/fast"],
+        "code": [*_REAL_CHAINS["code"], "sim/code", "sim/smart"],
+        "vision": [*_REAL_CHAINS["vision"], "sim/vision"],
+    },
+)
+GATEHOUSE_MAX_BODY_BYTES = env_int("GATEHOUSE_MAX_BODY_BYTES", 4 * 1024 * 1024)
+GATEHOUSE_CONNECT_TIMEOUT = env_float("GATEHOUSE_CONNECT_TIMEOUT", 5.0)
+GATEHOUSE_FIRST_BYTE_TIMEOUT = env_float("GATEHOUSE_FIRST_BYTE_TIMEOUT", 60.0)
+GATEHOUSE_TOTAL_TIMEOUT = env_float("GATEHOUSE_TOTAL_TIMEOUT", 600.0)
+GATEHOUSE_MAX_ATTEMPTS_PER_MODEL = env_int("GATEHOUSE_MAX_ATTEMPTS_PER_MODEL", 3)
+GATEHOUSE_RETRY_BASE_SECONDS = env_float("GATEHOUSE_RETRY_BASE_SECONDS", 0.25)
+GATEHOUSE_RETRY_MAX_SECONDS = env_float("GATEHOUSE_RETRY_MAX_SECONDS", 8.0)
+# Circuit breaker per provider model, shared by every web process through Redis.
+GATEHOUSE_CIRCUIT_FAILURES = env_int("GATEHOUSE_CIRCUIT_FAILURES", 5)
+GATEHOUSE_CIRCUIT_WINDOW_SECONDS = env_int("GATEHOUSE_CIRCUIT_WINDOW_SECONDS", 30)
+GATEHOUSE_CIRCUIT_OPEN_SECONDS = env_float("GATEHOUSE_CIRCUIT_OPEN_SECONDS", 30.0)
+GATEHOUSE_STATE_CACHE_SECONDS = env_float("GATEHOUSE_STATE_CACHE_SECONDS", 0.5)
+GATEHOUSE_ACCESS_LOG = env_bool("GATEHOUSE_ACCESS_LOG", True)
+GATEHOUSE_METRICS_TOKEN = env_secret("GATEHOUSE_METRICS_TOKEN")

@@ -1,0 +1,89 @@
+"""Building the one usage event of a request as it goes, and emitting it (gateway.metering)."""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from gateway.access_log import access_log
+from gateway.metering.emit import usage_emit
+from gateway.metering.events import UsageEvent
+from gateway.metrics import metrics_record
+from gateway.pricing import price_charged, provider_cost
+from gateway.providers.base import Usage
+from gateway.routing import ModelInfo
+from gateway.state import Principal
+from gateway.tokens import count_text
+
+if TYPE_CHECKING:
+    from gateway.consumers import GatewayConsumer
+    from gateway.inference import Run
+
+
+class UsageBuilder:
+    """Collects what the request did; `emit` sends exactly one event (later calls are ignored)."""
+
+    def __init__(self, consumer: GatewayConsumer, principal: Principal) -> None:
+        self.consumer = consumer
+        self.principal = principal
+        self.requested_model = ""
+        self.stream = False
+        self.task_type = ""
+        self.prompt_estimate = 0
+        self.model: ModelInfo | None = None
+        self.ttft_ms: int | None = None
+        self.emitted = False
+
+    def served(self, model: ModelInfo) -> None:
+        self.model = model
+
+    def estimate_usage(self, completion_text: str) -> Usage:
+        """Offline counts, for when the provider reported none (flagged as estimated)."""
+        name = self.model.name if self.model else "gpt-4o"
+        return Usage(self.prompt_estimate, count_text(completion_text, name) if completion_text else 0, True)
+
+    async def emit(
+        self,
+        *,
+        http_status: int,
+        error_class: str = "",
+        run: Run | None = None,
+        usage: Usage | None = None,
+        client_disconnected: bool = False,
+    ) -> None:
+        if self.emitted:
+            return
+        self.emitted = True
+        consumer = self.consumer
+        consumer.metered = True
+        cost = Decimal(0)
+        if usage is not None and self.model is not None:
+            cost = provider_cost(self.model, usage.prompt_tokens, usage.completion_tokens)
+        event = UsageEvent(
+            request_id=consumer.request_id,
+            tenant_schema=self.principal.schema,
+            tenant_id=self.principal.tenant_id,
+            api_key_prefix=self.principal.key_prefix,
+            created_ms=consumer.started_ms,
+            requested_model=self.requested_model,
+            served_model=self.model.name if self.model else "",
+            provider=self.model.provider if self.model else "",
+            task_type=self.task_type,
+            input_tokens=usage.prompt_tokens if usage else 0,
+            output_tokens=usage.completion_tokens if usage else 0,
+            tokens_estimated=usage.estimated if usage else False,
+            provider_cost=cost,
+            price=price_charged(cost, self.principal.markup_percent),
+            latency_ms=int((time.perf_counter() - consumer.started) * 1000),
+            ttft_ms=self.ttft_ms,
+            cache_status="miss",
+            http_status=http_status,
+            error_class=error_class,
+            stream=self.stream,
+            client_disconnected=client_disconnected,
+            attempts=tuple(run.attempts) if run else (),
+        )
+        await usage_emit(event)
+        metrics_record(event)
+        access_log(event)

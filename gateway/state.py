@@ -1,0 +1,224 @@
+"""What the hot path knows without asking the database: API-key principals and the model catalogue.
+
+Both are loaded on first use (in a worker thread) and then served from process memory. Changes reach every
+web process through Redis pub/sub on `gh:invalidate` (a revoked key, a suspended tenant, a catalogue edit)
+within milliseconds; a TTL bounds staleness if that channel is ever down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import close_old_connections
+from django_tenants.utils import schema_context
+
+from config.redis import async_redis_client
+from gateway.api.errors import ApiError
+from gateway.invalidation import INVALIDATE_CHANNEL
+from gateway.keys import ApiKeyError, api_key_authenticate, key_hash, key_parse
+from gateway.routing import ModelInfo
+
+log = logging.getLogger(__name__)
+
+NEGATIVE_TTL = 5.0
+KEYED_PROVIDERS = frozenset({"openai", "anthropic"})
+MAX_ENTRIES = 50_000
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who a valid API key speaks for, with what the hot path needs about its tenant."""
+
+    tenant_id: int
+    tenant_slug: str
+    schema: str
+    tenant_active: bool
+    key_prefix: str
+    allowed_models: tuple[str, ...]
+    expires_at: float | None  # epoch seconds
+    markup_percent: Decimal
+    chains: Mapping[str, list[str]]  # the tenant's overrides, merged over the defaults
+
+
+def _load_principal(raw_key: str) -> Principal:
+    from gateway.models import FallbackChain
+
+    close_old_connections()
+    identity = api_key_authenticate(raw_key, mark_used=False)
+    tenant = identity.tenant
+    with schema_context(tenant.schema_name):
+        overrides = {c.task_type: list(c.model_names) for c in FallbackChain.objects.all()}
+    expires = identity.api_key.expires_at
+    return Principal(
+        tenant_id=tenant.pk,
+        tenant_slug=tenant.slug,
+        schema=tenant.schema_name,
+        tenant_active=tenant.is_active,
+        key_prefix=identity.api_key.prefix,
+        allowed_models=tuple(identity.api_key.allowed_models),
+        expires_at=expires.timestamp() if expires else None,
+        markup_percent=tenant.plan.markup_percent,
+        chains={**settings.GATEHOUSE_DEFAULT_CHAINS, **overrides},
+    )
+
+
+def _callable(provider: str, endpoint: str) -> bool:
+    """A model is offered only when its endpoint is configured, with credentials for the public APIs."""
+    config = settings.GATEHOUSE_ENDPOINTS.get(endpoint)
+    if config is None:
+        return False
+    return provider not in KEYED_PROVIDERS or bool(config.get("api_key"))
+
+
+def _load_catalogue() -> dict[str, ModelInfo]:
+    from gateway.catalog.models import CatalogModel
+
+    close_old_connections()
+    return {
+        m.name: ModelInfo(
+            name=m.name,
+            provider=m.provider,
+            endpoint=m.endpoint,
+            upstream_model=m.upstream_model,
+            input_price_per_mtok=m.input_price_per_mtok,
+            output_price_per_mtok=m.output_price_per_mtok,
+            context_window=m.context_window,
+            max_output_tokens=m.max_output_tokens,
+            supports_vision=m.supports_vision,
+            supports_tools=m.supports_tools,
+            supports_n=m.supports_n,
+        )
+        for m in CatalogModel.objects.filter(is_active=True)
+        if _callable(m.provider, m.endpoint)
+    }
+
+
+class HotState:
+    """Process-local caches shared by every request of one event loop."""
+
+    def __init__(self) -> None:
+        self.principals: dict[str, tuple[Principal, float]] = {}
+        self.rejected: dict[str, tuple[ApiError, float]] = {}
+        self.catalogue: dict[str, ModelInfo] | None = None
+        self.catalogue_loaded = 0.0
+        self.listener: asyncio.Task[None] | None = None
+
+    def drop(self, message: str) -> None:
+        kind, _, value = message.partition(":")
+        if kind == "key":
+            self.principals = {h: e for h, e in self.principals.items() if e[0].key_prefix != value}
+        elif kind == "tenant":
+            self.principals = {h: e for h, e in self.principals.items() if str(e[0].tenant_id) != value}
+        elif kind == "catalog":
+            self.catalogue = None
+        else:
+            self.principals.clear()
+            self.catalogue = None
+        self.rejected.clear()
+
+    async def listen(self) -> None:
+        """Apply invalidations until cancelled; after a lost connection, start from empty caches."""
+        delay = 0.5
+        while True:
+            try:
+                pubsub = async_redis_client().pubsub()
+                await pubsub.subscribe(INVALIDATE_CHANNEL)
+                self.drop("all")  # anything published while we were not listening
+                delay = 0.5
+                async for message in pubsub.listen():
+                    if message.get("type") == "message":
+                        data = message["data"]
+                        self.drop(data.decode() if isinstance(data, bytes) else str(data))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("invalidation listener lost Redis; retrying in %.1fs", delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    def ensure_listener(self) -> None:
+        if self.listener is None or self.listener.done():
+            self.listener = asyncio.get_running_loop().create_task(self.listen())
+
+    async def principal(self, raw_key: str) -> Principal:
+        """The principal of a presented key.
+
+        Raises ApiError 401 (bad, revoked or expired key) or 403 (suspended tenant).
+        """
+        self.ensure_listener()
+        if key_parse(raw_key) is None:
+            raise _unauthorised("invalid")
+        digest = key_hash(raw_key)
+        now = time.monotonic()
+        ttl = float(settings.GATEHOUSE_KEY_CACHE_SECONDS)
+        cached = self.principals.get(digest)
+        if cached is not None and now - cached[1] < ttl:
+            principal = cached[0]
+        else:
+            rejected = self.rejected.get(digest)
+            if rejected is not None and now - rejected[1] < NEGATIVE_TTL:
+                raise rejected[0]
+            try:
+                principal = await sync_to_async(_load_principal)(raw_key)
+            except ApiKeyError as error:
+                api_error = _suspended() if error.reason == "suspended" else _unauthorised(error.reason)
+                self._remember_rejection(digest, api_error, now)
+                raise api_error from None
+            if len(self.principals) >= MAX_ENTRIES:
+                self.principals.clear()
+            self.principals[digest] = (principal, now)
+        if principal.expires_at is not None and principal.expires_at <= time.time():
+            raise _unauthorised("expired")
+        if not principal.tenant_active:
+            raise _suspended()
+        return principal
+
+    def _remember_rejection(self, digest: str, error: ApiError, now: float) -> None:
+        if len(self.rejected) >= MAX_ENTRIES:
+            self.rejected.clear()
+        self.rejected[digest] = (error, now)
+
+    async def models(self) -> dict[str, ModelInfo]:
+        self.ensure_listener()
+        ttl = float(settings.GATEHOUSE_KEY_CACHE_SECONDS)
+        if self.catalogue is None or time.monotonic() - self.catalogue_loaded > ttl:
+            self.catalogue = await sync_to_async(_load_catalogue)()
+            self.catalogue_loaded = time.monotonic()
+        return self.catalogue
+
+
+def _unauthorised(reason: str) -> ApiError:
+    messages = {
+        "invalid": "Incorrect API key provided. You can find your API keys in your Gatehouse portal.",
+        "revoked": "This API key has been revoked.",
+        "expired": "This API key has expired.",
+    }
+    return ApiError(401, messages.get(reason, messages["invalid"]), code="invalid_api_key")
+
+
+def _suspended() -> ApiError:
+    return ApiError(
+        403,
+        "This organisation is suspended: API requests are refused until it is reactivated. "
+        "Please check your billing status in the portal.",
+        code="tenant_suspended",
+    )
+
+
+_states: dict[int, HotState] = {}
+
+
+def hot_state() -> HotState:
+    """The HotState of the running event loop (tests run several loops in one process)."""
+    key = id(asyncio.get_running_loop())
+    state = _states.get(key)
+    if state is None:
+        state = _states[key] = HotState()
+    return state
