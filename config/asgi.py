@@ -14,6 +14,10 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
 from gateway.asgi_urls import urlpatterns as gateway_urlpatterns  # noqa: E402
+from gateway.tokens import warm_up  # noqa: E402
+
+# Load the tokenizers now (~0.3 s, holding the GIL) rather than during the first request.
+warm_up()
 
 application = ProtocolTypeRouter(
     {

@@ -4,6 +4,7 @@ acme (alice owner, bob developer, vera viewer) and globex (charlie owner), who m
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from billing.models import Plan
 from config.redis import redis_client
 from tenants.models import Tenant, User
 from tenants.services import membership_add, tenant_create
-from tests.live import free_port, start_web, start_worker, stop
+from tests.live import free_port, start_simulator, start_web, start_worker, stop
 
 PASSWORD = "correct-horse-battery"
 
@@ -132,10 +133,35 @@ def artifacts_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def live_server_url(world: World, artifacts_dir: Path) -> Iterator[str]:
+def simulator_url(artifacts_dir: Path) -> Iterator[str]:
+    """The provider simulator, as a real server process."""
+    port = free_port()
+    proc = start_simulator(port, artifacts_dir / "simulator.log")
+    yield f"http://127.0.0.1:{port}"
+    stop(proc)
+
+
+def gateway_env(simulator_url: str) -> dict[str, str]:
+    """Settings of the test gateway processes: the simulator behind them, and timings short enough for
+    tests (circuit state read from Redis on every request, so tests never wait for a local cache)."""
+    return {
+        "GATEHOUSE_SIMULATOR_URL": simulator_url,
+        "GATEHOUSE_EXTRA_ENDPOINTS": json.dumps(
+            {"simulator_anthropic": {"base_url": simulator_url, "api_key": "simulated"}}
+        ),
+        "GATEHOUSE_FIRST_BYTE_TIMEOUT": "0.5",
+        "GATEHOUSE_RETRY_BASE_SECONDS": "0.01",
+        "GATEHOUSE_CIRCUIT_OPEN_SECONDS": "1",
+        "GATEHOUSE_STATE_CACHE_SECONDS": "0",
+        "GATEHOUSE_MAX_BODY_BYTES": "65536",
+    }
+
+
+@pytest.fixture(scope="session")
+def live_server_url(world: World, simulator_url: str, artifacts_dir: Path) -> Iterator[str]:
     """uvicorn serving config.asgi on the test database; data it writes is committed."""
     port = free_port()
-    proc = start_web(port, artifacts_dir / "web.log")
+    proc = start_web(port, artifacts_dir / "web.log", **gateway_env(simulator_url))
     yield f"http://localhost:{port}"
     stop(proc)
 

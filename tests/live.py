@@ -53,8 +53,8 @@ def wait_for(check: Callable[[], bool], *, what: str, proc: subprocess.Popen[byt
     raise TimeoutError(f"{what} did not become ready in {seconds}s")
 
 
-def start_web(port: int, log: Path) -> subprocess.Popen[bytes]:
-    env = process_env(GATEHOUSE_PUBLIC_URL=f"http://localhost:{port}")
+def start_web(port: int, log: Path, **extra: str) -> subprocess.Popen[bytes]:
+    env = process_env(GATEHOUSE_PUBLIC_URL=f"http://localhost:{port}", **extra)
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [
@@ -81,6 +81,24 @@ def start_web(port: int, log: Path) -> subprocess.Popen[bytes]:
             return True
 
     wait_for(up, what="uvicorn", proc=proc, seconds=30)
+    return proc
+
+
+def start_simulator(port: int, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "manage.py", "simulate_provider", "--port", str(port), "--log-level", "warning"],
+            cwd=ROOT,
+            env=process_env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+    def up() -> bool:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+
+    wait_for(up, what="provider simulator", proc=proc, seconds=30)
     return proc
 
 

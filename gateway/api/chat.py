@@ -33,6 +33,7 @@ class ChatCompletionsConsumer(GatewayConsumer):
             meter.stream = bool(body.get("stream"))
             run = await self._route(body, principal, meter)
         except ApiError as error:
+            meter.requested_model = meter.requested_model or _model_of(raw)
             await meter.emit(http_status=error.status, error_class=error.code or "invalid_request")
             raise
         if meter.stream:
@@ -128,6 +129,16 @@ class ChatCompletionsConsumer(GatewayConsumer):
             (b"x-gatehouse-model", model.encode()),
             (b"x-gatehouse-cache", b"miss"),
         ]
+
+
+def _model_of(raw: bytes) -> str:
+    """The model a rejected body asked for, if it can be read at all (for the usage record)."""
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return ""
+    model = body.get("model") if isinstance(body, dict) else None
+    return model[:200] if isinstance(model, str) else ""
 
 
 def _answer_text(body: JSON) -> str:

@@ -1,0 +1,99 @@
+"""Storing usage events as RequestRecords in their tenants' schemas, idempotent on request_id."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
+
+from django.db import transaction
+from django.utils import timezone
+from django_tenants.utils import get_public_schema_name, schema_context
+
+from gateway.metering.events import UsageEvent
+from gateway.models import RequestRecord
+from tenants.models import Tenant
+
+logger = logging.getLogger(__name__)
+
+
+def usage_store(events: Sequence[UsageEvent]) -> int:
+    """Insert one RequestRecord per event into its tenant's schema; returns how many rows were new.
+
+    Guarantees:
+    - Idempotent on request_id: an event stored before (a retry, a re-delivered batch, a spooled copy of an
+      event that also reached the stream) is skipped by the unique constraint (`ON CONFLICT DO NOTHING`),
+      so each request is recorded, and billed, once, also with several consumers storing the same event.
+    - One transaction per schema: when this returns, every stored row is committed (unless the caller wraps
+      it in its own transaction). If it raises (a database fault, a value the column rejects), the failing
+      schema's rows are rolled back; other schemas' rows may be committed, harmlessly, being idempotent.
+    - Events of tenants that no longer exist, whose schema now belongs to another tenant (a tenant deleted
+      then re-created with the same slug), or that name the public schema are skipped and logged: they are
+      never written into someone else's ledger.
+    """
+    by_schema: dict[str, list[UsageEvent]] = defaultdict(list)
+    for event in events:
+        by_schema[event.tenant_schema].append(event)
+    live = _live_tenant_ids(by_schema)
+    new = 0
+    for schema, group in by_schema.items():
+        kept = [event for event in group if live.get(schema) == event.tenant_id]
+        if len(kept) < len(group):
+            logger.warning(
+                "usage: skipped %d event(s) of schema %s: no such tenant (deleted?)",
+                len(group) - len(kept),
+                schema,
+            )
+        if kept:
+            new += _store_schema(schema, kept)
+    return new
+
+
+def _live_tenant_ids(schemas: Iterable[str]) -> dict[str, int]:
+    public = get_public_schema_name()
+    wanted = [schema for schema in schemas if schema != public]
+    return dict(Tenant.objects.filter(schema_name__in=wanted).values_list("schema_name", "pk"))
+
+
+def _store_schema(schema: str, events: Sequence[UsageEvent]) -> int:
+    # One timestamp marks this call's rows: counting them afterwards tells new rows from existing ones
+    # (bulk_create with ignore_conflicts cannot say which rows it inserted).
+    recorded_at = timezone.now()
+    unique: dict[str, UsageEvent] = {}
+    for event in events:
+        unique.setdefault(event.request_id, event)
+    rows = [usage_event_record(event, recorded_at=recorded_at) for event in unique.values()]
+    with schema_context(schema), transaction.atomic():
+        RequestRecord.objects.bulk_create(rows, ignore_conflicts=True, batch_size=500)
+        return RequestRecord.objects.filter(request_id__in=list(unique), recorded_at=recorded_at).count()
+
+
+def usage_event_record(event: UsageEvent, *, recorded_at: datetime) -> RequestRecord:
+    """The (unsaved) RequestRecord of an event: every field of the event, the tenant being the schema."""
+    return RequestRecord(
+        request_id=event.request_id,
+        created_at=datetime.fromtimestamp(event.created_ms // 1000, tz=UTC)
+        + timedelta(milliseconds=event.created_ms % 1000),
+        recorded_at=recorded_at,
+        api_key_prefix=event.api_key_prefix,
+        requested_model=event.requested_model,
+        served_model=event.served_model,
+        provider=event.provider,
+        task_type=event.task_type,
+        attempts=[asdict(attempt) for attempt in event.attempts],
+        fallback_count=event.fallback_count,
+        input_tokens=event.input_tokens,
+        output_tokens=event.output_tokens,
+        tokens_estimated=event.tokens_estimated,
+        provider_cost=event.provider_cost,
+        price=event.price,
+        latency_ms=event.latency_ms,
+        ttft_ms=event.ttft_ms,
+        cache_status=event.cache_status,
+        http_status=event.http_status,
+        error_class=event.error_class,
+        stream=event.stream,
+        client_disconnected=event.client_disconnected,
+    )
