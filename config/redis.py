@@ -23,6 +23,7 @@ def redis_client() -> redis.Redis:
 
 
 _async_clients: dict[tuple[str, int], aioredis.Redis] = {}
+ASYNC_POOL_SIZE = 256
 
 
 def async_redis_client() -> aioredis.Redis:
@@ -34,6 +35,10 @@ def async_redis_client() -> aioredis.Redis:
     key = (url, id(asyncio.get_running_loop()))
     client = _async_clients.get(key)
     if client is None:
-        client = aioredis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+        # A blocking pool: under a burst, callers wait (bounded) for a free connection instead of failing.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url, max_connections=ASYNC_POOL_SIZE, timeout=2, socket_connect_timeout=2, socket_timeout=2
+        )
+        client = aioredis.Redis(connection_pool=pool)
         _async_clients[key] = client
     return client

@@ -48,6 +48,29 @@ class GatewayConsumer(AsyncHttpConsumer):  # type: ignore[misc]
         self.metered = False
 
     # -- ASGI plumbing --------------------------------------------------------------------------------
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """AsyncConsumer.__call__ without a channel layer: read ASGI messages and dispatch them in turn.
+
+        Channels' own loop wraps every receive in a new task and waits on a set of them; with one source of
+        messages that is pure overhead on the hot path.
+        """
+        self.scope = scope
+        self.channel_layer = None
+        self.base_send = send
+        with suppress(StopConsumer):
+            while True:
+                await self.dispatch(await receive())
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Channels' dispatch minus `aclose_old_connections()`: that is a thread-pool round trip per message,
+        and the hot path never uses a database connection on the event loop's thread (cold loads run in
+        sync_to_async and close stale connections themselves)."""
+        kind = message["type"]
+        if kind == "http.request":
+            await self.http_request(message)
+        elif kind == "http.disconnect":
+            await self.http_disconnect(message)
+
     async def http_request(self, message: dict[str, Any]) -> None:
         if self.task is not None or self.response_done:
             return

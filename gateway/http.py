@@ -7,6 +7,7 @@ import asyncio
 
 import httpx
 from django.conf import settings
+from httpx_aiohttp import AiohttpTransport
 
 from gateway.providers.base import Deployment, Timeouts
 from gateway.routing import ModelInfo
@@ -19,6 +20,9 @@ def http_client(endpoint: str) -> httpx.AsyncClient:
     client = _clients.get(key)
     if client is None:
         client = httpx.AsyncClient(
+            transport=AiohttpTransport(
+                limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=60)
+            ),
             timeout=httpx.Timeout(
                 connect=settings.GATEHOUSE_CONNECT_TIMEOUT,
                 read=settings.GATEHOUSE_TOTAL_TIMEOUT,

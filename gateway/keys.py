@@ -19,7 +19,6 @@ from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from gateway.invalidation import invalidate_publish
-from gateway.key_usage import api_key_mark_used
 from gateway.models import ApiKey
 from tenants.models import ApiKeyRoute, Tenant
 
@@ -123,7 +122,7 @@ class ApiKeyError(Exception):
         self.reason = reason
 
 
-def api_key_authenticate(raw_key: str, *, mark_used: bool = True) -> KeyIdentity:
+def api_key_authenticate(raw_key: str) -> KeyIdentity:
     """Resolve a presented key to its tenant and key, from any host, without scanning schemas.
 
     One indexed lookup in the public prefix index, one in the tenant's schema, then a constant-time
@@ -148,6 +147,4 @@ def api_key_authenticate(raw_key: str, *, mark_used: bool = True) -> KeyIdentity
         raise ApiKeyError("expired")
     if not tenant.is_active:
         raise ApiKeyError("suspended")
-    if mark_used:
-        api_key_mark_used(schema_name=tenant.schema_name, prefix=api_key.prefix)
     return KeyIdentity(tenant=tenant, api_key=api_key)

@@ -51,7 +51,7 @@ def _load_principal(raw_key: str) -> Principal:
     from gateway.models import FallbackChain
 
     close_old_connections()
-    identity = api_key_authenticate(raw_key, mark_used=False)
+    identity = api_key_authenticate(raw_key)
     tenant = identity.tenant
     with schema_context(tenant.schema_name):
         overrides = {c.task_type: list(c.model_names) for c in FallbackChain.objects.all()}

@@ -1,12 +1,7 @@
-"""Celery tasks of the gateway: thin wrappers over services."""
+"""Celery tasks of the gateway (discovered by `app.autodiscover_tasks()`): thin wrappers over services."""
 
 from __future__ import annotations
 
-from celery import shared_task
+from gateway.metering.tasks import usage_consume_pending
 
-from gateway import key_usage
-
-
-@shared_task(name="gateway.tasks.api_keys_flush_last_used")
-def api_keys_flush_last_used() -> int:
-    return key_usage.api_keys_flush_last_used()
+__all__ = ["usage_consume_pending"]

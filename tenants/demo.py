@@ -108,7 +108,7 @@ def demo_seed() -> DemoSeed:
 
 def _key_is_valid(raw_key: str, tenant: Tenant) -> bool:
     try:
-        return api_key_authenticate(raw_key, mark_used=False).tenant.pk == tenant.pk
+        return api_key_authenticate(raw_key).tenant.pk == tenant.pk
     except ApiKeyError:
         return False
 

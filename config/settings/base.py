@@ -135,9 +135,11 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
-    "api-keys-flush-last-used": {
-        "task": "gateway.tasks.api_keys_flush_last_used",
-        "schedule": float(env_int("GATEHOUSE_KEY_LAST_USED_FLUSH_SECONDS", 60)),
+    # Safety net: the `usage` process stores usage continuously; this catches what it left (or all of it,
+    # if it is not running), including spool files written while Redis was unreachable.
+    "usage-consume-pending": {
+        "task": "gateway.metering.tasks.usage_consume_pending",
+        "schedule": float(env_int("GATEHOUSE_USAGE_SAFETY_NET_SECONDS", 60)),
     },
 }
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from config.env import env_int, env_str
 from config.settings.base import *  # noqa: F403
 from config.settings.base import REDIS_PORT
@@ -25,6 +27,10 @@ CELERY_BROKER_URL = env_str(
 CELERY_RESULT_BACKEND = CELERY_BROKER_URL
 # Parallel test runs (e.g. two checkouts) each name their own test database.
 DATABASES["default"]["TEST"] = {"NAME": env_str("GATEHOUSE_TEST_DB_NAME", "test_gatehouse")}  # noqa: F405
+# Shared by the test run's processes (test runner, gateway, worker) and apart from dev data: its own spool
+# directory, and a fixed secret so that keys hashed in one process verify in another.
+DATA_DIR = Path(env_str("GATEHOUSE_DATA_DIR", str(BASE_DIR / ".data" / "test")))  # noqa: F405
+SECRET_KEY = "gatehouse-tests-only-not-a-secret"  # noqa: S105
 GATEHOUSE_PUBLIC_HOSTS = ["localhost", "127.0.0.1", "testserver"]
 ALLOWED_HOSTS = [*GATEHOUSE_PUBLIC_HOSTS, ".localhost"]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -12,4 +12,5 @@ urlpatterns = [
     path("keys/new/", views.api_key_create_view, name="api_key_create"),
     path("keys/<int:key_id>/revoke/", views.api_key_revoke_view, name="api_key_revoke"),
     path("members/", views.member_list, name="members"),
+    path("routing/", views.routing, name="routing"),
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -14,6 +15,8 @@ from django.views.decorators.http import require_POST
 from dashboards.portal.access import key_manager_required, member_required
 from dashboards.portal.forms import ApiKeyCreateForm
 from dashboards.portal.selectors import usage_summary
+from gateway.catalog.models import CatalogModel
+from gateway.chains import chain_set, chains_effective
 from gateway.keys import api_key_create, api_key_revoke
 from gateway.models import ApiKey
 from gateway.selectors import api_key_active_count
@@ -72,6 +75,32 @@ def api_key_revoke_view(request: PortalRequest, key_id: int) -> HttpResponse:
         return render(request, "errors/404.html", status=404)
     messages.success(request, f"Key {api_key.display_prefix} revoked.")
     return redirect("portal:api_keys")
+
+
+@member_required
+def routing(request: PortalRequest) -> HttpResponse:
+    """The tenant's fallback chains; key managers may override the default for each task type."""
+    error = ""
+    status = 200
+    if request.method == "POST":
+        if not request.membership.can_manage_keys:
+            return render(request, "errors/404.html", status=403)
+        task = request.POST.get("task_type", "")
+        raw = request.POST.get("models", "")
+        names = None if "reset" in request.POST else [m.strip() for m in raw.split(",") if m.strip()]
+        try:
+            chain_set(tenant=request.tenant, task_type=task, model_names=names)
+        except ValidationError as invalid:
+            error, status = " ".join(invalid.messages), 400
+        else:
+            messages.success(request, f"Chain for {task} saved.")
+            return redirect("portal:routing")
+    context = {
+        "chains": chains_effective(tenant=request.tenant),
+        "models": sorted(CatalogModel.objects.filter(is_active=True).values_list("name", flat=True)),
+        "error": error,
+    }
+    return render(request, "portal/routing.html", context, status=status)
 
 
 @member_required

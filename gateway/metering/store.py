@@ -9,11 +9,12 @@ from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from django_tenants.utils import get_public_schema_name, schema_context
 
 from gateway.metering.events import UsageEvent
-from gateway.models import RequestRecord
+from gateway.models import ApiKey, RequestRecord
 from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
@@ -67,7 +68,21 @@ def _store_schema(schema: str, events: Sequence[UsageEvent]) -> int:
     rows = [usage_event_record(event, recorded_at=recorded_at) for event in unique.values()]
     with schema_context(schema), transaction.atomic():
         RequestRecord.objects.bulk_create(rows, ignore_conflicts=True, batch_size=500)
+        _keys_touch(unique.values())
         return RequestRecord.objects.filter(request_id__in=list(unique), recorded_at=recorded_at).count()
+
+
+def _keys_touch(events: Iterable[UsageEvent]) -> None:
+    """Move each key's `last_used_at` forward to its latest request: the hot path never writes it."""
+    latest: dict[str, int] = {}
+    for event in events:
+        if event.api_key_prefix:
+            latest[event.api_key_prefix] = max(latest.get(event.api_key_prefix, 0), event.created_ms)
+    for prefix, created_ms in latest.items():
+        used = datetime.fromtimestamp(created_ms / 1000, tz=UTC)
+        ApiKey.objects.filter(prefix=prefix).filter(
+            Q(last_used_at__isnull=True) | Q(last_used_at__lt=used)
+        ).update(last_used_at=used)
 
 
 def usage_event_record(event: UsageEvent, *, recorded_at: datetime) -> RequestRecord:

@@ -66,3 +66,37 @@ def test_the_key_list_takes_the_same_queries_for_more_keys(acme: Tenant) -> None
         client.get("/keys/")
 
     assert len(after.captured_queries) == len(before.captured_queries)
+
+
+def test_a_developer_overrides_and_resets_a_fallback_chain(acme: Tenant) -> None:
+    from gateway.chains import chains_effective
+
+    client = signed_in("acme.localhost", "bob@acme.test")
+
+    saved = client.post("/routing/", {"task_type": "code", "models": "sim/smart, sim/code"})
+    assert saved.status_code == 302
+    assert chains_effective(tenant=acme)["code"] == (["sim/smart", "sim/code"], True)
+
+    client.post("/routing/", {"task_type": "code", "reset": "1"})
+    assert chains_effective(tenant=acme)["code"][1] is False
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"task_type": "code", "models": "gpt-99"},
+        {"task_type": "poetry", "models": "sim/fast"},
+        {"task_type": "code", "models": ""},
+    ],
+)
+def test_bad_chains_are_refused_with_a_400(acme: Tenant, body: dict[str, str]) -> None:
+    response = signed_in("acme.localhost", "bob@acme.test").post("/routing/", body)
+
+    assert response.status_code == 400
+
+
+def test_a_viewer_cannot_change_routing(acme: Tenant) -> None:
+    client = signed_in("acme.localhost", "vera@acme.test")
+
+    assert client.get("/routing/").status_code == 200
+    assert client.post("/routing/", {"task_type": "code", "models": "sim/fast"}).status_code == 403

@@ -31,6 +31,7 @@ class Command(BaseCommand):
             f"  Sign-up            {public}/signup/",
             f"  Health             {public}/healthz   {public}/readyz",
             f"  Demo API key       {seed.api_key}",
+            f"  Inference API      {public}/v1   (OpenAI-compatible; use the demo key as api_key)",
             "  (credentials are kept in .data/demo-credentials.json; Ctrl-C stops everything)",
             "",
         ]
