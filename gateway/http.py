@@ -4,6 +4,7 @@ kept for the life of the process (connections are reused across requests)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 
 import httpx
 from django.conf import settings
@@ -44,8 +45,9 @@ def timeouts() -> Timeouts:
     )
 
 
-def deployment_for(model: ModelInfo) -> Deployment:
-    """Where to send `model`: its endpoint's URL and credentials from settings.GATEHOUSE_ENDPOINTS."""
+def deployment_for(model: ModelInfo, credentials: Mapping[str, str]) -> Deployment:
+    """Where to send `model`: its endpoint's URL from settings.GATEHOUSE_ENDPOINTS, with the tenant's own key
+    for that endpoint when it has one (`credentials`), else the deployment's."""
     endpoint = settings.GATEHOUSE_ENDPOINTS.get(model.endpoint)
     if endpoint is None:
         raise KeyError(f"endpoint {model.endpoint!r} of model {model.name!r} is not configured")
@@ -53,5 +55,5 @@ def deployment_for(model: ModelInfo) -> Deployment:
         provider=model.provider,
         model=model.upstream_model,
         base_url=endpoint["base_url"],
-        api_key=endpoint.get("api_key", ""),
+        api_key=credentials.get(model.endpoint) or endpoint.get("api_key", ""),
     )

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -43,6 +43,7 @@ class Run:
     """What happened to one request upstream: every attempt, and the last failure if it failed."""
 
     route: Route
+    credentials: Mapping[str, str] = field(default_factory=dict, repr=False)  # the tenant's own keys
     attempts: list[Attempt] = field(default_factory=list)
     last_error: ProviderError | None = None
     circuits_blocked: int = 0
@@ -130,7 +131,7 @@ async def complete(body: JSON, run: Run) -> tuple[ModelInfo, Completion]:
     """A non-streaming answer from the first model that gives one. Raises ApiError when none does."""
     async for model in _candidates(run):
         provider = get_provider(model.provider)
-        deployment = deployment_for(model)
+        deployment = deployment_for(model, run.credentials)
         client = http_client(model.endpoint)
         for attempt in range(1, settings.GATEHOUSE_MAX_ATTEMPTS_PER_MODEL + 1):
             started = time.perf_counter()
@@ -159,7 +160,7 @@ async def open_stream(body: JSON, run: Run) -> tuple[ModelInfo, StreamChunk, Asy
     """
     async for model in _candidates(run):
         provider = get_provider(model.provider)
-        deployment = deployment_for(model)
+        deployment = deployment_for(model, run.credentials)
         client = http_client(model.endpoint)
         for attempt in range(1, settings.GATEHOUSE_MAX_ATTEMPTS_PER_MODEL + 1):
             started = time.perf_counter()

@@ -102,3 +102,18 @@ class FallbackChain(models.Model):
 
     def __str__(self) -> str:
         return f"{self.task_type}: {' > '.join(self.model_names)}"
+
+
+class ProviderCredential(models.Model):
+    """This tenant's own key for one upstream endpoint ("bring your own key"), encrypted at rest.
+
+    Requests of this tenant to that endpoint's models use it instead of the deployment's key.
+    """
+
+    endpoint = models.CharField(max_length=50, unique=True, help_text="Key of settings.GATEHOUSE_ENDPOINTS")
+    encrypted_api_key = models.TextField()
+    last_four = models.CharField(max_length=4)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.endpoint} (…{self.last_four})"

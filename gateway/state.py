@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from asgiref.sync import sync_to_async
@@ -21,6 +21,7 @@ from django_tenants.utils import schema_context
 
 from config.redis import async_redis_client
 from gateway.api.errors import ApiError
+from gateway.credentials import credentials_plain
 from gateway.invalidation import INVALIDATE_CHANNEL
 from gateway.keys import ApiKeyError, api_key_authenticate, key_hash, key_parse
 from gateway.routing import ModelInfo
@@ -45,6 +46,13 @@ class Principal:
     expires_at: float | None  # epoch seconds
     markup_percent: Decimal
     chains: Mapping[str, list[str]]  # the tenant's overrides, merged over the defaults
+    credentials: Mapping[str, str] = field(default_factory=dict, repr=False)  # endpoint -> tenant's own key
+
+    def can_call(self, model: ModelInfo) -> bool:
+        """Public APIs need a key: the deployment's or this tenant's own."""
+        if model.provider not in KEYED_PROVIDERS or model.endpoint in self.credentials:
+            return True
+        return bool(settings.GATEHOUSE_ENDPOINTS[model.endpoint].get("api_key"))
 
 
 def _load_principal(raw_key: str) -> Principal:
@@ -66,15 +74,8 @@ def _load_principal(raw_key: str) -> Principal:
         expires_at=expires.timestamp() if expires else None,
         markup_percent=tenant.plan.markup_percent,
         chains={**settings.GATEHOUSE_DEFAULT_CHAINS, **overrides},
+        credentials=credentials_plain(tenant.schema_name),
     )
-
-
-def _callable(provider: str, endpoint: str) -> bool:
-    """A model is offered only when its endpoint is configured, with credentials for the public APIs."""
-    config = settings.GATEHOUSE_ENDPOINTS.get(endpoint)
-    if config is None:
-        return False
-    return provider not in KEYED_PROVIDERS or bool(config.get("api_key"))
 
 
 def _load_catalogue() -> dict[str, ModelInfo]:
@@ -96,7 +97,7 @@ def _load_catalogue() -> dict[str, ModelInfo]:
             supports_n=m.supports_n,
         )
         for m in CatalogModel.objects.filter(is_active=True)
-        if _callable(m.provider, m.endpoint)
+        if m.endpoint in settings.GATEHOUSE_ENDPOINTS
     }
 
 

@@ -81,6 +81,11 @@ class Membership(models.Model):
     def can_manage_keys(self) -> bool:
         return self.role in {self.Role.OWNER, self.Role.ADMIN, self.Role.DEVELOPER}
 
+    @property
+    def can_manage_account(self) -> bool:
+        """Owners and admins: provider credentials, and later billing."""
+        return self.role in {self.Role.OWNER, self.Role.ADMIN}
+
 
 class ApiKeyRoute(models.Model):
     """Public index from an API key's visible prefix to its tenant.

@@ -147,7 +147,11 @@ def gateway_env(simulator_url: str) -> dict[str, str]:
     return {
         "GATEHOUSE_SIMULATOR_URL": simulator_url,
         "GATEHOUSE_EXTRA_ENDPOINTS": json.dumps(
-            {"simulator_anthropic": {"base_url": simulator_url, "api_key": "simulated"}}
+            {
+                "simulator_anthropic": {"base_url": simulator_url, "api_key": "simulated"},
+                # An OpenAI-kind endpoint without a deployment key: usable only with a tenant's own key.
+                "keyless_openai": {"base_url": f"{simulator_url}/v1", "api_key": ""},
+            }
         ),
         "GATEHOUSE_FIRST_BYTE_TIMEOUT": "0.5",
         "GATEHOUSE_RETRY_BASE_SECONDS": "0.01",

@@ -13,4 +13,5 @@ urlpatterns = [
     path("keys/<int:key_id>/revoke/", views.api_key_revoke_view, name="api_key_revoke"),
     path("members/", views.member_list, name="members"),
     path("routing/", views.routing, name="routing"),
+    path("provider-keys/", views.provider_keys, name="provider_keys"),
 ]

@@ -17,6 +17,7 @@ from dashboards.portal.forms import ApiKeyCreateForm
 from dashboards.portal.selectors import usage_summary
 from gateway.catalog.models import CatalogModel
 from gateway.chains import chain_set, chains_effective
+from gateway.credentials import credential_list, credential_set
 from gateway.keys import api_key_create, api_key_revoke
 from gateway.models import ApiKey
 from gateway.selectors import api_key_active_count
@@ -101,6 +102,26 @@ def routing(request: PortalRequest) -> HttpResponse:
         "error": error,
     }
     return render(request, "portal/routing.html", context, status=status)
+
+
+@member_required
+def provider_keys(request: PortalRequest) -> HttpResponse:
+    """The tenant's own provider keys (bring your own key); owners and admins may set them."""
+    error, status = "", 200
+    if request.method == "POST":
+        if not request.membership.can_manage_account:
+            return render(request, "errors/404.html", status=403)
+        endpoint = request.POST.get("endpoint", "")
+        key = None if "remove" in request.POST else request.POST.get("api_key", "")
+        try:
+            credential_set(tenant=request.tenant, endpoint=endpoint, api_key=key)
+        except ValidationError as invalid:
+            error, status = " ".join(invalid.messages), 400
+        else:
+            messages.success(request, f"Key for {endpoint} {'removed' if key is None else 'saved'}.")
+            return redirect("portal:provider_keys")
+    context = {"credentials": credential_list(tenant=request.tenant), "error": error}
+    return render(request, "portal/provider_keys.html", context, status=status)
 
 
 @member_required

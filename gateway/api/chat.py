@@ -50,7 +50,7 @@ class ChatCompletionsConsumer(GatewayConsumer):
                 param="model",
                 code="model_not_allowed",
             )
-        catalogue = await hot_state().models()
+        catalogue = {name: m for name, m in (await hot_state().models()).items() if principal.can_call(m)}
         estimate_model = requested if requested not in ALIASES else "gpt-4o"
         meter.prompt_estimate = estimate_prompt_tokens(body, estimate_model)
         chosen: Route = route(
@@ -61,7 +61,7 @@ class ChatCompletionsConsumer(GatewayConsumer):
             task_header=self.header(b"x-gatehouse-task-type"),
         )
         meter.task_type = chosen.task_type
-        return inference.Run(route=chosen)
+        return inference.Run(route=chosen, credentials=principal.credentials)
 
     async def _complete(self, body: JSON, run: inference.Run, meter: UsageBuilder) -> None:
         try:

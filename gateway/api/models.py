@@ -22,7 +22,7 @@ class ModelsConsumer(GatewayConsumer):
     async def respond(self, raw: bytes) -> None:
         principal = await self.authenticate()
         catalogue = await hot_state().models()
-        entries = [_entry(m.name, m.provider) for m in catalogue.values()]
+        entries = [_entry(m.name, m.provider) for m in catalogue.values() if principal.can_call(m)]
         entries += [_entry(alias, "gatehouse") for alias in ALIASES]
         visible = [e for e in entries if model_allowed(str(e["id"]), principal.allowed_models)]
         wanted = self.scope["url_route"]["kwargs"].get("model_id")

@@ -58,7 +58,9 @@ class UsageBuilder:
         consumer = self.consumer
         consumer.metered = True
         cost = Decimal(0)
-        if usage is not None and self.model is not None:
+        # With the tenant's own provider key the provider bills the tenant, not us: no cost, no price here.
+        own_key = self.model is not None and self.model.endpoint in self.principal.credentials
+        if usage is not None and self.model is not None and not own_key:
             cost = provider_cost(self.model, usage.prompt_tokens, usage.completion_tokens)
         event = UsageEvent(
             request_id=consumer.request_id,

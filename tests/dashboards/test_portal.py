@@ -100,3 +100,48 @@ def test_a_viewer_cannot_change_routing(acme: Tenant) -> None:
 
     assert client.get("/routing/").status_code == 200
     assert client.post("/routing/", {"task_type": "code", "models": "sim/fast"}).status_code == 403
+
+
+def test_an_owner_stores_a_provider_key_encrypted_and_sees_only_its_end(acme: Tenant) -> None:
+    from django.db import connection
+
+    from gateway.credentials import credentials_plain
+
+    client = signed_in("acme.localhost", "alice@acme.test")
+    secret = "sk-tenant-own-key-1234567890abcd"
+
+    assert client.post("/provider-keys/", {"endpoint": "openai", "api_key": secret}).status_code == 302
+
+    page = client.get("/provider-keys/").content.decode()
+    assert "abcd" in page
+    assert secret not in page
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT encrypted_api_key FROM t_acme.gateway_providercredential")
+        (stored,) = cursor.fetchone()
+    assert secret not in stored
+    assert credentials_plain("t_acme") == {"openai": secret}
+
+    client.post("/provider-keys/", {"endpoint": "openai", "remove": "1"})
+    assert credentials_plain("t_acme") == {}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"endpoint": "simulator", "api_key": "sk-1234567890"},
+        {"endpoint": "openai", "api_key": "x"},
+        {"endpoint": "nope", "api_key": "sk-1234567890"},
+    ],
+)
+def test_bad_provider_keys_are_refused(acme: Tenant, body: dict[str, str]) -> None:
+    client = signed_in("acme.localhost", "alice@acme.test")
+
+    assert client.post("/provider-keys/", body).status_code == 400
+
+
+def test_developers_cannot_set_provider_keys(acme: Tenant) -> None:
+    client = signed_in("acme.localhost", "bob@acme.test")
+
+    assert (
+        client.post("/provider-keys/", {"endpoint": "openai", "api_key": "sk-1234567890"}).status_code == 403
+    )

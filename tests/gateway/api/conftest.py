@@ -45,6 +45,10 @@ def keys(world: World, django_db_blocker: pytest.FixtureRequest) -> Keys:
                 "supports_n": False,
             },
         )
+        CatalogModel.objects.update_or_create(
+            name="byok/fast",
+            defaults={"provider": "openai", "endpoint": "keyless_openai", "upstream_model": "sim/fast"},
+        )
         return Keys(
             acme=api_key_create(tenant=world.acme, name="api tests").raw_key,
             acme_fast_only=api_key_create(
