@@ -14,9 +14,11 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
+import httpx
 from django.conf import settings
 
 from gateway.api.errors import ApiError
@@ -24,10 +26,11 @@ from gateway.circuit import Breakers
 from gateway.http import deployment_for, http_client, timeouts
 from gateway.metering.events import Attempt
 from gateway.providers import get_provider
-from gateway.providers.base import JSON, Completion, ProviderError, StreamChunk
+from gateway.providers.base import JSON, Completion, Deployment, Provider, ProviderError, StreamChunk
 from gateway.routing import ModelInfo, Route
 
 _breakers: dict[int, Breakers] = {}
+T = TypeVar("T")
 
 
 def breakers() -> Breakers:
@@ -127,8 +130,12 @@ async def _after(model: ModelInfo, error: ProviderError | None) -> None:
         await board.failure(model.name)
 
 
-async def complete(body: JSON, run: Run) -> tuple[ModelInfo, Completion]:
-    """A non-streaming answer from the first model that gives one. Raises ApiError when none does."""
+Call = Callable[[Provider, Deployment, httpx.AsyncClient], Awaitable[T]]
+
+
+async def _first_success(run: Run, call: Call[T]) -> tuple[ModelInfo, T]:
+    """`call` against each allowed model of the route in turn, retrying per the module's policy, until one
+    succeeds. Raises ApiError (from `_give_up`) when none does, or at once on an upstream 400."""
     async for model in _candidates(run):
         provider = get_provider(model.provider)
         deployment = deployment_for(model, run.credentials)
@@ -136,7 +143,7 @@ async def complete(body: JSON, run: Run) -> tuple[ModelInfo, Completion]:
         for attempt in range(1, settings.GATEHOUSE_MAX_ATTEMPTS_PER_MODEL + 1):
             started = time.perf_counter()
             try:
-                completion = await provider.complete(body, deployment, client, timeouts())
+                result = await call(provider, deployment, client)
             except ProviderError as error:
                 _record(run, model, started, error)
                 await _after(model, error)
@@ -148,9 +155,19 @@ async def complete(body: JSON, run: Run) -> tuple[ModelInfo, Completion]:
                 await asyncio.sleep(delay)
             else:
                 _record(run, model, started, None)
-                await _after(model, None)
-                return model, completion
+                return model, result
     raise _give_up(run)
+
+
+async def complete(body: JSON, run: Run) -> tuple[ModelInfo, Completion]:
+    """A non-streaming answer from the first model that gives one. Raises ApiError when none does."""
+
+    async def call(provider: Provider, deployment: Deployment, client: httpx.AsyncClient) -> Completion:
+        return await provider.complete(body, deployment, client, timeouts())
+
+    model, completion = await _first_success(run, call)
+    await _after(model, None)
+    return model, completion
 
 
 async def open_stream(body: JSON, run: Run) -> tuple[ModelInfo, StreamChunk, AsyncIterator[StreamChunk]]:
@@ -158,33 +175,18 @@ async def open_stream(body: JSON, run: Run) -> tuple[ModelInfo, StreamChunk, Asy
 
     Raises ApiError when no model starts a stream; nothing has been sent to the client then.
     """
-    async for model in _candidates(run):
-        provider = get_provider(model.provider)
-        deployment = deployment_for(model, run.credentials)
-        client = http_client(model.endpoint)
-        for attempt in range(1, settings.GATEHOUSE_MAX_ATTEMPTS_PER_MODEL + 1):
-            started = time.perf_counter()
-            chunks = aiter(provider.stream(body, deployment, client, timeouts()))
-            try:
-                first = await anext(chunks)
-            except (ProviderError, StopAsyncIteration) as caught:
-                error = (
-                    caught
-                    if isinstance(caught, ProviderError)
-                    else ProviderError("stream_cut", "upstream stream ended before its first chunk")
-                )
-                _record(run, model, started, error)
-                await _after(model, error)
-                if error.kind == "bad_request":
-                    raise _give_up(run) from error
-                delay = _delay(attempt, error)
-                if delay is None:
-                    break
-                await asyncio.sleep(delay)
-            else:
-                _record(run, model, started, None)
-                return model, first, chunks
-    raise _give_up(run)
+
+    async def call(
+        provider: Provider, deployment: Deployment, client: httpx.AsyncClient
+    ) -> tuple[StreamChunk, AsyncIterator[StreamChunk]]:
+        chunks = aiter(provider.stream(body, deployment, client, timeouts()))
+        try:
+            return await anext(chunks), chunks
+        except StopAsyncIteration:
+            raise ProviderError("stream_cut", "upstream stream ended before its first chunk") from None
+
+    model, (first, chunks) = await _first_success(run, call)
+    return model, first, chunks
 
 
 async def stream_failed(run: Run, model: ModelInfo, error: ProviderError) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from django.conf import settings
 
 ROOT = Path(__file__).resolve().parent.parent
+Popen = subprocess.Popen[bytes]
 
 
 def free_port() -> int:
@@ -53,53 +54,40 @@ def wait_for(check: Callable[[], bool], *, what: str, proc: subprocess.Popen[byt
     raise TimeoutError(f"{what} did not become ready in {seconds}s")
 
 
-def start_web(port: int, log: Path, **extra: str) -> subprocess.Popen[bytes]:
+def _start_server(argv: list[str], *, port: int, log: Path, env: dict[str, str], what: str) -> Popen:
+    """Start a process that listens on `port` and wait until it accepts connections."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+    def up() -> bool:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+
+    wait_for(up, what=what, proc=proc, seconds=30)
+    return proc
+
+
+def start_web(port: int, log: Path, **extra: str) -> Popen:
+    argv = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "config.asgi:application",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--lifespan",
+        "off",
+        "--no-access-log",
+    ]
     env = process_env(GATEHOUSE_PUBLIC_URL=f"http://localhost:{port}", **extra)
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "config.asgi:application",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--lifespan",
-                "off",
-                "--no-access-log",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-
-    def up() -> bool:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-
-    wait_for(up, what="uvicorn", proc=proc, seconds=30)
-    return proc
+    return _start_server(argv, port=port, log=log, env=env, what="uvicorn")
 
 
-def start_simulator(port: int, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "manage.py", "simulate_provider", "--port", str(port), "--log-level", "warning"],
-            cwd=ROOT,
-            env=process_env(),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-
-    def up() -> bool:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-
-    wait_for(up, what="provider simulator", proc=proc, seconds=30)
-    return proc
+def start_simulator(port: int, log: Path) -> Popen:
+    argv = [sys.executable, "manage.py", "simulate_provider", "--port", str(port), "--log-level", "warning"]
+    return _start_server(argv, port=port, log=log, env=process_env(), what="provider simulator")
 
 
 def start_worker(name: str, log: Path) -> subprocess.Popen[bytes]:
