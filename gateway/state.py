@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -110,6 +111,7 @@ class HotState:
         self.catalogue: dict[str, ModelInfo] | None = None
         self.catalogue_loaded = 0.0
         self.listener: asyncio.Task[None] | None = None
+        self.loading: dict[str, asyncio.Task[None]] = {}  # single-flight loads, by key hash or "catalog"
 
     def drop(self, message: str) -> None:
         kind, _, value = message.partition(":")
@@ -151,35 +153,71 @@ class HotState:
     async def principal(self, raw_key: str) -> Principal:
         """The principal of a presented key.
 
-        Raises ApiError 401 (bad, revoked or expired key) or 403 (suspended tenant).
+        A cached principal older than GATEHOUSE_KEY_CACHE_SECONDS is still served while one background
+        reload refreshes it (revocations and suspensions arrive over pub/sub at once; the TTL is the safety
+        net), so no request waits for the database once a key is warm, and concurrent requests for a cold key
+        share one load. Raises ApiError 401 (bad, revoked or expired key) or 403 (suspended tenant).
         """
         self.ensure_listener()
         if key_parse(raw_key) is None:
             raise _unauthorised("invalid")
         digest = key_hash(raw_key)
         now = time.monotonic()
-        ttl = float(settings.GATEHOUSE_KEY_CACHE_SECONDS)
         cached = self.principals.get(digest)
-        if cached is not None and now - cached[1] < ttl:
+        if cached is not None:
             principal = cached[0]
+            if now - cached[1] >= settings.GATEHOUSE_KEY_CACHE_SECONDS and digest not in self.loading:
+                self._background(self._load_principal(raw_key, digest), digest)
         else:
             rejected = self.rejected.get(digest)
             if rejected is not None and now - rejected[1] < NEGATIVE_TTL:
                 raise rejected[0]
+            loading = self.loading.get(digest)
+            if loading is None:
+                loading = self._background(self._load_principal(raw_key, digest), digest)
             try:
-                principal = await sync_to_async(_load_principal)(raw_key)
-            except ApiKeyError as error:
-                api_error = _suspended() if error.reason == "suspended" else _unauthorised(error.reason)
-                self._remember_rejection(digest, api_error, now)
-                raise api_error from None
-            if len(self.principals) >= MAX_ENTRIES:
-                self.principals.clear()
-            self.principals[digest] = (principal, now)
+                await asyncio.shield(loading)
+            except Exception:
+                log.warning("loading a key's principal failed", exc_info=True)
+                raise ApiError(
+                    503,
+                    "Your API key cannot be verified right now; please retry.",
+                    code="key_verification_unavailable",
+                ) from None
+            found = self.principals.get(digest)
+            if found is None:
+                raise self.rejected[digest][0]
+            principal = found[0]
         if principal.expires_at is not None and principal.expires_at <= time.time():
             raise _unauthorised("expired")
         if not principal.tenant_active:
             raise _suspended()
         return principal
+
+    def _background(self, work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        """Run `work` once for `name` (single flight); callers may await the returned task."""
+        task = asyncio.get_running_loop().create_task(work)
+        self.loading[name] = task
+        task.add_done_callback(lambda _: self.loading.pop(name, None))
+        return task
+
+    async def _load_principal(self, raw_key: str, digest: str) -> None:
+        """Load (or reload) a key's principal into the cache; a refused key goes to the rejected cache."""
+        try:
+            principal = await sync_to_async(_load_principal)(raw_key)
+        except ApiKeyError as error:
+            self.principals.pop(digest, None)
+            api_error = _suspended() if error.reason == "suspended" else _unauthorised(error.reason)
+            self._remember_rejection(digest, api_error, time.monotonic())
+            return
+        except Exception:
+            if digest not in self.principals:
+                raise
+            log.warning("reloading a key's principal failed; serving the cached one", exc_info=True)
+            return
+        if len(self.principals) >= MAX_ENTRIES:
+            self.principals.clear()
+        self.principals[digest] = (principal, time.monotonic())
 
     def _remember_rejection(self, digest: str, error: ApiError, now: float) -> None:
         if len(self.rejected) >= MAX_ENTRIES:
@@ -187,12 +225,30 @@ class HotState:
         self.rejected[digest] = (error, now)
 
     async def models(self) -> dict[str, ModelInfo]:
+        """The catalogue snapshot; stale snapshots are served while one background load refreshes them."""
         self.ensure_listener()
-        ttl = float(settings.GATEHOUSE_KEY_CACHE_SECONDS)
-        if self.catalogue is None or time.monotonic() - self.catalogue_loaded > ttl:
-            self.catalogue = await sync_to_async(_load_catalogue)()
-            self.catalogue_loaded = time.monotonic()
+        catalogue = self.catalogue
+        stale = time.monotonic() - self.catalogue_loaded >= settings.GATEHOUSE_KEY_CACHE_SECONDS
+        if catalogue is not None:
+            if stale and "catalog" not in self.loading:
+                self._background(self._load_catalogue(), "catalog")
+            return catalogue
+        loading = self.loading.get("catalog")
+        if loading is None:
+            loading = self._background(self._load_catalogue(), "catalog")
+        await asyncio.shield(loading)
+        if self.catalogue is None:
+            raise ApiError(503, "The model catalogue is unavailable.", code="catalogue_unavailable")
         return self.catalogue
+
+    async def _load_catalogue(self) -> None:
+        try:
+            catalogue = await sync_to_async(_load_catalogue)()
+        except Exception:
+            log.warning("loading the model catalogue failed", exc_info=True)
+            return
+        self.catalogue = catalogue
+        self.catalogue_loaded = time.monotonic()
 
 
 def _unauthorised(reason: str) -> ApiError:

@@ -36,10 +36,20 @@ class ChatCompletionsConsumer(GatewayConsumer):
             meter.requested_model = meter.requested_model or _model_of(raw)
             await meter.emit(http_status=error.status, error_class=error.code or "invalid_request")
             raise
-        if meter.stream:
-            await self._stream(body, run, meter)
-        else:
-            await self._complete(body, run, meter)
+        try:
+            if meter.stream:
+                await self._stream(body, run, meter)
+            else:
+                await self._complete(body, run, meter)
+        except asyncio.CancelledError:
+            # The client left before anything was delivered (a stream that started meters itself): record
+            # the request, with no tokens, since the upstream call was cancelled with it.
+            await asyncio.shield(
+                meter.emit(
+                    http_status=499, error_class="client_disconnected", run=run, client_disconnected=True
+                )
+            )
+            raise
 
     async def _route(self, body: JSON, principal: Principal, meter: UsageBuilder) -> inference.Run:
         requested = body["model"]

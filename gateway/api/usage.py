@@ -86,6 +86,8 @@ class UsageBuilder:
             client_disconnected=client_disconnected,
             attempts=tuple(run.attempts) if run else (),
         )
-        await usage_emit(event)
-        metrics_record(event)
-        access_log(event)
+        try:
+            await usage_emit(event)
+        finally:  # also when the request is cancelled meanwhile: the (shielded) emit still completes
+            metrics_record(event)
+            access_log(event)

@@ -99,3 +99,27 @@ def test_killing_the_web_process_right_after_its_answers_loses_no_usage(
 
     assert all(request_id in first for request_id in answered)
     assert sum(1 for r in second.values() if r.request_id in answered) == len(answered)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_client_that_leaves_before_any_byte_is_still_metered_once(
+    gateway: str, keys: Keys, sim: Simulator, stream: bool
+) -> None:
+    sim.set("sim/smart", ttft_ms=400)  # under the test gateway's 0.5 s first-byte timeout
+    request_id = f"early-{uuid.uuid4().hex}"
+    headers = {"authorization": f"Bearer {keys.acme}", "x-request-id": request_id}
+    with pytest.raises(httpx.TimeoutException):
+        httpx.post(
+            f"{gateway}/v1/chat/completions",
+            json={**OK, "model": "sim/smart", "stream": stream},
+            headers=headers,
+            timeout=0.1,
+        )
+
+    record = None
+    deadline = time.monotonic() + 5
+    while record is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+        record = drain_usage().get(request_id)
+    assert record is not None
+    assert (record.http_status, record.client_disconnected, record.output_tokens) == (499, True, 0)
