@@ -30,6 +30,7 @@ from gateway.routing import ModelInfo
 log = logging.getLogger(__name__)
 
 NEGATIVE_TTL = 5.0
+RELOAD_RETRY_SECONDS = 5.0
 KEYED_PROVIDERS = frozenset({"openai", "anthropic"})
 MAX_ENTRIES = 50_000
 
@@ -186,7 +187,8 @@ class HotState:
                 ) from None
             found = self.principals.get(digest)
             if found is None:
-                raise self.rejected[digest][0]
+                rejection = self.rejected.get(digest)
+                raise rejection[0] if rejection else _unauthorised("invalid")
             principal = found[0]
         if principal.expires_at is not None and principal.expires_at <= time.time():
             raise _unauthorised("expired")
@@ -211,9 +213,11 @@ class HotState:
             self._remember_rejection(digest, api_error, time.monotonic())
             return
         except Exception:
-            if digest not in self.principals:
+            cached = self.principals.get(digest)
+            if cached is None:
                 raise
             log.warning("reloading a key's principal failed; serving the cached one", exc_info=True)
+            self.principals[digest] = (cached[0], _retry_later())
             return
         if len(self.principals) >= MAX_ENTRIES:
             self.principals.clear()
@@ -246,9 +250,16 @@ class HotState:
             catalogue = await sync_to_async(_load_catalogue)()
         except Exception:
             log.warning("loading the model catalogue failed", exc_info=True)
+            self.catalogue_loaded = _retry_later()
             return
         self.catalogue = catalogue
         self.catalogue_loaded = time.monotonic()
+
+
+def _retry_later() -> float:
+    """A load time that makes a stale entry due for reloading again in RELOAD_RETRY_SECONDS, not at once:
+    while the database is down, reloads back off instead of queueing on the sync thread."""
+    return time.monotonic() - settings.GATEHOUSE_KEY_CACHE_SECONDS + RELOAD_RETRY_SECONDS
 
 
 def _unauthorised(reason: str) -> ApiError:

@@ -109,3 +109,20 @@ def test_a_database_failure_on_a_cold_key_is_a_503(hot: HotState, monkeypatch: p
     with pytest.raises(ApiError) as unavailable:
         run(hot.principal(KEY))
     assert unavailable.value.status == 503
+
+
+def test_a_failed_reload_keeps_serving_and_backs_off(hot: HotState, monkeypatch: pytest.MonkeyPatch) -> None:
+    loader = FakeLoader(principal("acme"), ConnectionError("database down"))
+    monkeypatch.setattr(state, "_load_principal", loader)
+
+    async def scenario() -> list[str]:
+        await hot.principal(KEY)
+        await asyncio.sleep(0.25)
+        served = []
+        for _ in range(5):
+            served.append((await hot.principal(KEY)).tenant_slug)
+            await asyncio.gather(*hot.loading.values())
+        return served
+
+    assert run(scenario()) == ["acme"] * 5
+    assert loader.calls == 2  # one failed reload, then a pause before the next
