@@ -19,8 +19,10 @@ from channels.exceptions import StopConsumer
 from channels.generic.http import AsyncHttpConsumer
 from django.conf import settings
 
-from gateway.access_log import access_log_unauthenticated
+from gateway.access_log import access_log, access_log_unauthenticated
 from gateway.api.errors import ApiError
+from gateway.metering.events import UsageEvent
+from gateway.metrics import metrics_record
 from gateway.state import Principal, hot_state
 
 log = logging.getLogger(__name__)
@@ -45,7 +47,7 @@ class GatewayConsumer(AsyncHttpConsumer):  # type: ignore[misc]
         self.started = time.perf_counter()
         self.started_ms = int(time.time() * 1000)
         self.request_id = ""
-        self.metered = False
+        self.usage_event: UsageEvent | None = None  # set by the usage builder, once
 
     # -- ASGI plumbing --------------------------------------------------------------------------------
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -107,7 +109,7 @@ class GatewayConsumer(AsyncHttpConsumer):  # type: ignore[misc]
                 )
             await self.respond(raw)
         except ApiError as error:
-            if not self.metered:  # requests with a usage event are logged with it
+            if self.usage_event is None:  # requests with a usage event are logged with it, below
                 access_log_unauthenticated(
                     request_id=self.request_id,
                     status=error.status,
@@ -122,6 +124,11 @@ class GatewayConsumer(AsyncHttpConsumer):  # type: ignore[misc]
             await self.send_error(
                 ApiError(500, "The gateway had an internal error. It has been logged.", code="internal_error")
             )
+        finally:
+            # Off the critical path: the client has its last byte (or is gone) before we log and count.
+            if self.usage_event is not None:
+                metrics_record(self.usage_event)
+                access_log(self.usage_event)
 
     async def respond(self, raw: bytes) -> None:
         raise NotImplementedError

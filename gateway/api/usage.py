@@ -6,10 +6,8 @@ import time
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from gateway.access_log import access_log
 from gateway.metering.emit import usage_emit
 from gateway.metering.events import UsageEvent
-from gateway.metrics import metrics_record
 from gateway.pricing import price_charged, provider_cost
 from gateway.providers.base import Usage
 from gateway.routing import ModelInfo
@@ -56,7 +54,6 @@ class UsageBuilder:
             return
         self.emitted = True
         consumer = self.consumer
-        consumer.metered = True
         cost = Decimal(0)
         # With the tenant's own provider key the provider bills the tenant, not us: no cost, no price here.
         own_key = self.model is not None and self.model.endpoint in self.principal.credentials
@@ -86,8 +83,5 @@ class UsageBuilder:
             client_disconnected=client_disconnected,
             attempts=tuple(run.attempts) if run else (),
         )
-        try:
-            await usage_emit(event)
-        finally:  # also when the request is cancelled meanwhile: the (shielded) emit still completes
-            metrics_record(event)
-            access_log(event)
+        consumer.usage_event = event  # logged and counted by the consumer after the response's last byte
+        await usage_emit(event)
