@@ -70,11 +70,14 @@ class _Dead:
 @dataclass(frozen=True)
 class ConsumerOptions:
     """How a consumer reads: batch size, how long XREADGROUP blocks (keep it under the client's socket
-    timeout), how idle another consumer's pending entries must be before they are taken over, and how often
-    the loop reclaims and drains the spool."""
+    timeout), how long to linger after a batch smaller than `count` (so that a trickle of events is stored
+    in a few larger transactions rather than one per request: far less CPU for the consumer and PostgreSQL,
+    for at most `linger_s` more delay before a record is in the ledger), how idle another consumer's pending
+    entries must be before they are taken over, and how often the loop reclaims and drains the spool."""
 
     count: int = 500
     block_ms: int = 1000
+    linger_s: float = 0.1
     claim_idle_ms: int = 30_000
     reclaim_every_s: float = 30.0
     drain_every_s: float = 10.0
@@ -183,6 +186,8 @@ def usage_consume_forever(
                 client, consumer, count=options.count, block_ms=options.block_ms, pending=backlog
             )
             backlog = backlog and handled > 0
+            if 0 < handled < options.count and options.linger_s > 0:
+                stop.wait(options.linger_s)
         except Exception as error:
             backlog, next_reclaim = True, 0.0
             close_old_connections()

@@ -24,10 +24,13 @@ from django_tenants.utils import schema_context
 from pytest_django import DjangoDbBlocker, Settings
 
 from config.redis import redis_client
+from gateway.metering import consumer
 from gateway.metering.consumer import (
     DEAD_STREAM,
     GROUP,
+    ConsumerOptions,
     usage_consume_batch,
+    usage_consume_forever,
     usage_consume_once,
     usage_drain_spool,
     usage_group_ensure,
@@ -139,6 +142,45 @@ def test_the_same_event_emitted_twice_is_stored_once(acme: Tenant) -> None:
     assert usage_store([event, _event(acme, "req-other")]) == 0
     assert _settled()
     assert _dead_letters() == []
+
+
+def _until(check: Callable[[], bool], seconds: float = 5.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+@pytest.mark.django_db
+def test_the_consumer_lingers_after_a_small_batch_so_that_a_trickle_is_stored_in_one_batch(
+    acme: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batches: list[int] = []
+
+    def store(entries: list[object]) -> list[object]:
+        batches.append(len(entries))
+        return []
+
+    monkeypatch.setattr(consumer, "_store_entries", store)
+    client = redis_client()
+    usage_group_ensure(client)
+    usage_emit_sync(_event(acme, "req-first"))
+    stop = threading.Event()
+    options = ConsumerOptions(block_ms=100, linger_s=0.5)
+    thread = threading.Thread(target=usage_consume_forever, args=(client, "c1", stop, options))
+    thread.start()
+    try:
+        _until(lambda: batches == [1])
+        # Five separate XADDs: each would wake a consumer blocked in XREADGROUP.
+        for number in range(5):
+            usage_emit_sync(_event(acme, f"req-trickle-{number}"))
+        _until(lambda: len(batches) == 2)
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+    assert batches == [1, 5]
+    assert _settled()
 
 
 @pytest.mark.django_db

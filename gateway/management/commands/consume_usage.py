@@ -31,6 +31,13 @@ class Command(BaseCommand):
         parser.add_argument("--once", action="store_true", help="Handle what is there now, then exit")
         parser.add_argument("--count", type=int, default=500, help="Entries per batch (default 500)")
         parser.add_argument(
+            "--linger-ms",
+            type=int,
+            default=100,
+            help="After a batch smaller than --count, wait this long so that the next one is larger "
+            "(default 100; 0: read again at once)",
+        )
+        parser.add_argument(
             "--claim-idle-ms",
             type=int,
             default=30_000,
@@ -38,7 +45,11 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        settings = ConsumerOptions(count=options["count"], claim_idle_ms=options["claim_idle_ms"])
+        settings = ConsumerOptions(
+            count=options["count"],
+            claim_idle_ms=options["claim_idle_ms"],
+            linger_s=options["linger_ms"] / 1000,
+        )
         client = redis_client()
         consumer: str = options["consumer"]
         if options["once"]:
