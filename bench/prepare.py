@@ -31,6 +31,7 @@ django.setup()
 from django.conf import settings  # noqa: E402
 from django_tenants.utils import schema_context  # noqa: E402
 
+from gateway.cache.manage import cache_settings_set  # noqa: E402
 from gateway.catalog.models import CatalogModel  # noqa: E402
 from gateway.keys import api_key_create, key_hash, key_parse  # noqa: E402
 from gateway.models import ApiKey, RequestRecord  # noqa: E402
@@ -47,6 +48,9 @@ def tenant_ensure() -> Tenant:
         tenant = tenant_create(
             slug=SLUG, name="Bench", owner_email="bench@example.com", owner_password=None
         ).tenant
+    # The gateway benchmark measures the path through to the upstream: no response cache (its own
+    # benchmarks are bench/cache_*.py).
+    cache_settings_set(tenant=tenant, enabled=False)
     return tenant
 
 

@@ -26,6 +26,12 @@ class Plan(models.Model):
         default=Decimal("20.00"),
         help_text="Price charged = provider cost * (1 + markup/100)",
     )
+    cache_hit_percent = models.DecimalField(
+        max_digits=5,
+        decimal_places=2,
+        default=Decimal("10.00"),
+        help_text="Price of a cache hit, as a percent of the price of the same answer from a provider",
+    )
     is_default = models.BooleanField(default=False, help_text="Plan given to self-service sign-ups")
     is_public = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.utils import timezone
+from pgvector.django import HnswIndex, VectorField
 
 
 class ApiKey(models.Model):
@@ -79,6 +80,10 @@ class RequestRecord(models.Model):
     error_class = models.CharField(max_length=100, blank=True)
     stream = models.BooleanField(default=False)
     client_disconnected = models.BooleanField(default=False)
+    cache_similarity = models.FloatField(null=True, blank=True, help_text="Cosine of a semantic hit")
+    cache_saving = models.DecimalField(
+        max_digits=16, decimal_places=8, default=0, help_text="Provider cost a cache hit avoided"
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -117,3 +122,61 @@ class ProviderCredential(models.Model):
 
     def __str__(self) -> str:
         return f"{self.endpoint} (…{self.last_four})"
+
+
+class CacheSettings(models.Model):
+    """This tenant's response-cache settings: one row (pk 1); without it, the deployment's defaults apply."""
+
+    enabled = models.BooleanField(default=True)
+    semantic = models.BooleanField(default=True, help_text="Also answer similar prompts, not only identical")
+    threshold = models.FloatField(default=0.9, help_text="Minimum cosine similarity of a semantic hit")
+    ttl_seconds = models.PositiveIntegerField(default=3600)
+    max_entries = models.PositiveIntegerField(default=10_000)
+    max_temperature = models.FloatField(
+        default=1.0, help_text="Requests asking for a higher temperature are neither cached nor answered"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "cache settings"
+
+    def __str__(self) -> str:
+        return "cache settings"
+
+
+class CacheEntry(models.Model):
+    """One cached answer: the prompt it answered (normalised, redacted), its embedding, the response.
+
+    `exact_key` hashes the scope and the prompt; `scope_key` only the scope (model or chain, conversation
+    before the last user turn, sampling parameters, tools...): an entry answers only requests of its scope.
+    """
+
+    exact_key = models.CharField(max_length=64, unique=True)
+    scope_key = models.CharField(max_length=64, db_index=True)
+    prompt = models.TextField()
+    embedding = VectorField(dimensions=384, null=True, blank=True)
+    requested_model = models.CharField(max_length=200)
+    served_model = models.CharField(max_length=200)
+    body = models.JSONField(help_text="The answer as a chat.completion")
+    chunks = models.JSONField(null=True, blank=True, help_text="The answer's stream chunks, to replay")
+    input_tokens = models.PositiveIntegerField(default=0)
+    output_tokens = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(db_index=True)
+    last_hit_at = models.DateTimeField(null=True, blank=True)
+    hit_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        verbose_name_plural = "cache entries"
+        indexes = [
+            HnswIndex(
+                name="cacheentry_embedding_hnsw",
+                fields=["embedding"],
+                m=16,
+                ef_construction=64,
+                opclasses=["vector_cosine_ops"],
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.prompt[:60]

@@ -23,3 +23,8 @@ def provider_cost(model: ModelInfo, input_tokens: int, output_tokens: int) -> De
 
 def price_charged(cost: Decimal, markup_percent: Decimal) -> Decimal:
     return (cost * (HUNDRED + markup_percent) / HUNDRED).quantize(PLACES, rounding=ROUND_HALF_UP)
+
+
+def price_of_hit(miss_price: Decimal, hit_percent: Decimal) -> Decimal:
+    """What a cache hit is charged: the plan's percent of what the same answer would be charged on a miss."""
+    return (miss_price * hit_percent / HUNDRED).quantize(PLACES, rounding=ROUND_HALF_UP)

@@ -22,6 +22,7 @@ from django_tenants.utils import schema_context
 
 from config.redis import async_redis_client
 from gateway.api.errors import ApiError
+from gateway.cache.policy import CachePolicy, cache_policy_load
 from gateway.credentials import credentials_plain
 from gateway.invalidation import INVALIDATE_CHANNEL
 from gateway.keys import ApiKeyError, api_key_authenticate, key_hash, key_parse
@@ -48,6 +49,7 @@ class Principal:
     expires_at: float | None  # epoch seconds
     markup_percent: Decimal
     chains: Mapping[str, list[str]]  # the tenant's overrides, merged over the defaults
+    cache: CachePolicy
     credentials: Mapping[str, str] = field(default_factory=dict, repr=False)  # endpoint -> tenant's own key
 
     def can_call(self, model: ModelInfo) -> bool:
@@ -65,6 +67,7 @@ def _load_principal(raw_key: str) -> Principal:
     tenant = identity.tenant
     with schema_context(tenant.schema_name):
         overrides = {c.task_type: list(c.model_names) for c in FallbackChain.objects.all()}
+        cache = cache_policy_load(tenant.plan.cache_hit_percent)
     expires = identity.api_key.expires_at
     return Principal(
         tenant_id=tenant.pk,
@@ -76,6 +79,7 @@ def _load_principal(raw_key: str) -> Principal:
         expires_at=expires.timestamp() if expires else None,
         markup_percent=tenant.plan.markup_percent,
         chains={**settings.GATEHOUSE_DEFAULT_CHAINS, **overrides},
+        cache=cache,
         credentials=credentials_plain(tenant.schema_name),
     )
 

@@ -6,6 +6,7 @@ Every variable read here is listed, with its default, in README.md's configurati
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 import django_stubs_ext
@@ -141,6 +142,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "gateway.metering.tasks.usage_consume_pending",
         "schedule": float(env_int("GATEHOUSE_USAGE_SAFETY_NET_SECONDS", 60)),
     },
+    # Expired cache entries, and each tenant's least useful entries beyond its `max_entries`.
+    "cache-evict": {
+        "task": "gateway.cache.tasks.cache_evict_all",
+        "schedule": float(env_int("GATEHOUSE_CACHE_EVICT_SECONDS", 300)),
+    },
 }
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -247,6 +253,19 @@ GATEHOUSE_CIRCUIT_FAILURES = env_int("GATEHOUSE_CIRCUIT_FAILURES", 5)
 GATEHOUSE_CIRCUIT_WINDOW_SECONDS = env_int("GATEHOUSE_CIRCUIT_WINDOW_SECONDS", 30)
 GATEHOUSE_CIRCUIT_OPEN_SECONDS = env_float("GATEHOUSE_CIRCUIT_OPEN_SECONDS", 30.0)
 GATEHOUSE_STATE_CACHE_SECONDS = env_float("GATEHOUSE_STATE_CACHE_SECONDS", 0.5)
+# Response cache (gateway/cache): defaults of tenants that saved no settings of their own, and the embedder.
+GATEHOUSE_CACHE_DEFAULTS: dict[str, Any] = {
+    "enabled": env_bool("GATEHOUSE_CACHE_ENABLED", True),
+    "semantic": True,
+    "threshold": env_float("GATEHOUSE_CACHE_THRESHOLD", 0.9),
+    "ttl_seconds": 3600,
+    "max_entries": 10_000,
+    "max_temperature": 1.0,
+}
+GATEHOUSE_CACHE_EMBEDDER = env_str("GATEHOUSE_CACHE_EMBEDDER", "local")
+GATEHOUSE_CACHE_EMBED_THREADS = env_int("GATEHOUSE_CACHE_EMBED_THREADS", 1)
+GATEHOUSE_CACHE_CANDIDATES = env_int("GATEHOUSE_CACHE_CANDIDATES", 5)
+GATEHOUSE_CACHE_DB_POOL_SIZE = env_int("GATEHOUSE_CACHE_DB_POOL_SIZE", 4)
 GATEHOUSE_ACCESS_LOG = env_bool("GATEHOUSE_ACCESS_LOG", True)
 GATEHOUSE_METRICS_TOKEN = env_secret("GATEHOUSE_METRICS_TOKEN")
 # Encrypts tenants' own provider keys at rest; derived from the secret key when unset.

@@ -26,3 +26,22 @@ class ApiKeyCreateForm(forms.Form):
             if len(model) > 200 or any(ch.isspace() for ch in model):
                 raise forms.ValidationError(f"“{model[:50]}” is not a model name.")
         return models
+
+
+class CacheSettingsForm(forms.Form):
+    enabled = forms.BooleanField(required=False, label="Answer repeated requests from the cache")
+    semantic = forms.BooleanField(required=False, label="Also answer similar (not only identical) prompts")
+    threshold = forms.FloatField(
+        min_value=0.5,
+        max_value=1.0,
+        label="Similarity threshold",
+        help_text="Cosine similarity a similar prompt needs (0.5 to 1.0). Higher: fewer, safer hits.",
+    )
+    ttl_seconds = forms.IntegerField(min_value=1, max_value=30 * 24 * 3600, label="Time to live (seconds)")
+    max_entries = forms.IntegerField(min_value=1, max_value=1_000_000, label="Maximum entries")
+    max_temperature = forms.FloatField(
+        min_value=0.0,
+        max_value=2.0,
+        label="Highest temperature cached",
+        help_text="Requests asking for a higher temperature always go to a model.",
+    )

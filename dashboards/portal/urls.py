@@ -14,4 +14,5 @@ urlpatterns = [
     path("members/", views.member_list, name="members"),
     path("routing/", views.routing, name="routing"),
     path("provider-keys/", views.provider_keys, name="provider_keys"),
+    path("cache/", views.cache, name="cache"),
 ]

@@ -13,8 +13,9 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from dashboards.portal.access import key_manager_required, member_required
-from dashboards.portal.forms import ApiKeyCreateForm
+from dashboards.portal.forms import ApiKeyCreateForm, CacheSettingsForm
 from dashboards.portal.selectors import usage_summary
+from gateway.cache.manage import cache_clear, cache_settings_get, cache_settings_set, cache_stats
 from gateway.catalog.models import CatalogModel
 from gateway.chains import chain_set, chains_effective
 from gateway.credentials import credential_list, credential_set
@@ -122,6 +123,29 @@ def provider_keys(request: PortalRequest) -> HttpResponse:
             return redirect("portal:provider_keys")
     context = {"credentials": credential_list(tenant=request.tenant), "error": error}
     return render(request, "portal/provider_keys.html", context, status=status)
+
+
+@member_required
+def cache(request: PortalRequest) -> HttpResponse:
+    """The tenant's response cache: what it saved, and its settings (key managers may change and clear it)."""
+    current = cache_settings_get(tenant=request.tenant)
+    form = CacheSettingsForm(initial={name: getattr(current, name) for name in CacheSettingsForm.base_fields})
+    status = 200
+    if request.method == "POST":
+        if not request.membership.can_manage_keys:
+            return render(request, "errors/404.html", status=403)
+        if "clear" in request.POST:
+            deleted = cache_clear(tenant=request.tenant)
+            messages.success(request, f"Cache cleared ({deleted} entries).")
+            return redirect("portal:cache")
+        form = CacheSettingsForm(request.POST)
+        if form.is_valid():
+            cache_settings_set(tenant=request.tenant, **form.cleaned_data)
+            messages.success(request, "Cache settings saved.")
+            return redirect("portal:cache")
+        status = 400
+    context = {"form": form, "stats": cache_stats(tenant=request.tenant)}
+    return render(request, "portal/cache.html", context, status=status)
 
 
 @member_required

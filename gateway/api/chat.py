@@ -3,19 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 import orjson
+from django.conf import settings
 
 from gateway import inference
 from gateway.api.errors import ApiError
 from gateway.api.usage import UsageBuilder
 from gateway.api.validation import chat_request_parse
+from gateway.cache.keys import cache_key
+from gateway.cache.replay import replay_body, replay_chunks
+from gateway.cache.service import Answer, Hit, Lookup, cache_hit_later, cache_lookup, cache_store_later
 from gateway.consumers import GatewayConsumer
 from gateway.providers.base import JSON, ProviderError, StreamChunk, Usage
 from gateway.routing import ALIASES, Route, model_allowed, route
 from gateway.state import Principal, hot_state
 from gateway.tokens import estimate_prompt_tokens
+
+log = logging.getLogger(__name__)
+
+CACHE_RETRY_SECONDS = 5
+_cache_down_until = [0.0]  # after a failed lookup (database unreachable), skip the cache until then
 
 SSE_HEADERS = [(b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
 DONE = b"data: [DONE]\n\n"
@@ -37,10 +47,13 @@ class ChatCompletionsConsumer(GatewayConsumer):
             await meter.emit(http_status=error.status, error_class=error.code or "invalid_request")
             raise
         try:
-            if meter.stream:
-                await self._stream(body, run, meter)
+            lookup = await self._cache_lookup(body, run, principal)
+            if lookup is not None and lookup.hit is not None:
+                await self._answer_from_cache(body, lookup.hit, meter)
+            elif meter.stream:
+                await self._stream(body, run, meter, lookup)
             else:
-                await self._complete(body, run, meter)
+                await self._complete(body, run, meter, lookup)
         except asyncio.CancelledError:
             # The client left before anything was delivered (a stream that started meters itself): record
             # the request, with no tokens, since the upstream call was cancelled with it.
@@ -73,7 +86,79 @@ class ChatCompletionsConsumer(GatewayConsumer):
         meter.task_type = chosen.task_type
         return inference.Run(route=chosen, credentials=principal.credentials)
 
-    async def _complete(self, body: JSON, run: inference.Run, meter: UsageBuilder) -> None:
+    async def _cache_lookup(self, body: JSON, run: inference.Run, principal: Principal) -> Lookup | None:
+        """The cache's answer to this request, if it has one; None when the cache does not apply."""
+        policy = principal.cache
+        if not policy.enabled:
+            return None
+        key = cache_key(
+            body,
+            scope_model=_scope_model(body["model"], run.route),
+            max_temperature=policy.max_temperature,
+            cache_control=self.header(b"cache-control"),
+        )
+        if key is None or time.monotonic() < _cache_down_until[0]:
+            return None
+        try:
+            return await cache_lookup(principal.schema, policy, key, settings.GATEHOUSE_CACHE_CANDIDATES)
+        except Exception as error:  # the cache is an optimisation: a fault there must not fail the request
+            _cache_down_until[0] = time.monotonic() + CACHE_RETRY_SECONDS
+            log.warning(
+                "cache lookup failed (%s); answering from upstreams without the cache for %d s",
+                type(error).__name__,
+                CACHE_RETRY_SECONDS,
+            )
+            return None
+
+    async def _answer_from_cache(self, body: JSON, hit: Hit, meter: UsageBuilder) -> None:
+        entry = hit.entry
+        meter.cached(hit, (await hot_state().models()).get(entry.served_model))
+        usage = Usage(entry.input_tokens, entry.output_tokens, False)
+        if not meter.stream:
+            await meter.emit(http_status=200, usage=usage)
+            await self.start(200, self._headers(entry.served_model, b"application/json", hit))
+            await self.finish(orjson.dumps(replay_body(entry.body)))
+        else:
+            include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+            chunks = replay_chunks(entry.body, entry.chunks, include_usage=include_usage)
+            await self.start(200, self._headers(entry.served_model, b"text/event-stream", hit) + SSE_HEADERS)
+            meter.ttft_ms = int((time.perf_counter() - self.started) * 1000)
+            await self.send_body(
+                b"".join(b"data: " + orjson.dumps(c) + b"\n\n" for c in chunks), more_body=True
+            )
+            await meter.emit(http_status=200, usage=usage)
+            await self.finish(DONE)
+        cache_hit_later(meter.principal.schema, hit)
+
+    def _cache_store(
+        self,
+        meter: UsageBuilder,
+        lookup: Lookup | None,
+        model: str,
+        usage: Usage,
+        *,
+        body: JSON | None,
+        chunks_raw: list[bytes] | None,
+    ) -> None:
+        if lookup is None:
+            return
+        cache_store_later(
+            meter.principal.schema,
+            meter.principal.cache,
+            lookup,
+            Answer(
+                requested_model=meter.requested_model,
+                served_model=model,
+                input_tokens=usage.prompt_tokens,
+                output_tokens=usage.completion_tokens,
+                body=body,
+                chunks_raw=chunks_raw,
+            ),
+        )
+
+    async def _complete(
+        self, body: JSON, run: inference.Run, meter: UsageBuilder, lookup: Lookup | None
+    ) -> None:
         try:
             model, completion = await inference.complete(body, run)
         except ApiError as error:
@@ -84,8 +169,12 @@ class ChatCompletionsConsumer(GatewayConsumer):
         await meter.emit(http_status=200, run=run, usage=usage)
         await self.start(200, self._headers(model.name, b"application/json"))
         await self.finish(orjson.dumps(completion.body))
+        if _complete_answer(completion.body):
+            self._cache_store(meter, lookup, model.name, usage, body=completion.body, chunks_raw=None)
 
-    async def _stream(self, body: JSON, run: inference.Run, meter: UsageBuilder) -> None:
+    async def _stream(
+        self, body: JSON, run: inference.Run, meter: UsageBuilder, lookup: Lookup | None
+    ) -> None:
         options = body.get("stream_options") or {}
         include_usage = bool(options.get("include_usage"))
         try:
@@ -97,11 +186,16 @@ class ChatCompletionsConsumer(GatewayConsumer):
         meter.ttft_ms = int((time.perf_counter() - self.started) * 1000)
         await self.start(200, self._headers(model.name, b"text/event-stream") + SSE_HEADERS)
         delivered: list[str] = []
+        kept: list[bytes] | None = [] if lookup is not None else None  # the chunks, for the cache
+        finished = False
         usage: Usage | None = None
         chunk: StreamChunk | None = first
         try:
             while chunk is not None:
                 usage = chunk.usage or usage
+                finished = finished or chunk.finish_reason not in (None, "content_filter")
+                if kept is not None and not chunk.usage_only:
+                    kept.append(chunk.data)
                 if not chunk.usage_only or include_usage:
                     delivered.append(chunk.text)
                     await self.send_body(b"data: " + chunk.data + b"\n\n", more_body=True)
@@ -130,15 +224,36 @@ class ChatCompletionsConsumer(GatewayConsumer):
             )
             raise
         await inference.stream_succeeded(model)
-        await meter.emit(http_status=200, run=run, usage=usage or meter.estimate_usage("".join(delivered)))
+        usage = usage or meter.estimate_usage("".join(delivered))
+        await meter.emit(http_status=200, run=run, usage=usage)
         await self.finish(DONE)
+        if finished:
+            self._cache_store(meter, lookup, model.name, usage, body=None, chunks_raw=kept)
 
-    def _headers(self, model: str, content_type: bytes) -> list[tuple[bytes, bytes]]:
-        return [
+    def _headers(self, model: str, content_type: bytes, hit: Hit | None = None) -> list[tuple[bytes, bytes]]:
+        headers = [
             *self.base_headers(content_type),
             (b"x-gatehouse-model", model.encode()),
-            (b"x-gatehouse-cache", b"miss"),
+            (b"x-gatehouse-cache", hit.status.encode() if hit else b"miss"),
         ]
+        if hit is not None:
+            headers.append((b"x-gatehouse-similarity", f"{hit.similarity:.4f}".encode()))
+        return headers
+
+
+def _scope_model(requested: str, chosen: Route) -> str:
+    """What an answer is scoped to: the model named, or for an alias the task type and its chain."""
+    if requested not in ALIASES:
+        return requested
+    return f"{requested}|{chosen.task_type}|{','.join(m.name for m in chosen.candidates)}"
+
+
+def _complete_answer(body: JSON) -> bool:
+    """Worth caching: every choice finished normally (not cut, not filtered)."""
+    choices = body.get("choices") or ()
+    return bool(choices) and all(
+        isinstance(c, dict) and c.get("finish_reason") not in (None, "content_filter") for c in choices
+    )
 
 
 def _model_of(raw: bytes) -> str:

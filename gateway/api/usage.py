@@ -8,13 +8,14 @@ from typing import TYPE_CHECKING
 
 from gateway.metering.emit import usage_emit
 from gateway.metering.events import UsageEvent
-from gateway.pricing import price_charged, provider_cost
+from gateway.pricing import price_charged, price_of_hit, provider_cost
 from gateway.providers.base import Usage
 from gateway.routing import ModelInfo
 from gateway.state import Principal
 from gateway.tokens import count_text
 
 if TYPE_CHECKING:
+    from gateway.cache.service import Hit
     from gateway.consumers import GatewayConsumer
     from gateway.inference import Run
 
@@ -32,8 +33,14 @@ class UsageBuilder:
         self.model: ModelInfo | None = None
         self.ttft_ms: int | None = None
         self.emitted = False
+        self.hit: Hit | None = None
 
     def served(self, model: ModelInfo) -> None:
+        self.model = model
+
+    def cached(self, hit: Hit, model: ModelInfo | None) -> None:
+        """Answered from the cache; `model` is the catalogue entry of the model that made the answer."""
+        self.hit = hit
         self.model = model
 
     def estimate_usage(self, completion_text: str) -> Usage:
@@ -59,6 +66,11 @@ class UsageBuilder:
         own_key = self.model is not None and self.model.endpoint in self.principal.credentials
         if usage is not None and self.model is not None and not own_key:
             cost = provider_cost(self.model, usage.prompt_tokens, usage.completion_tokens)
+        price = price_charged(cost, self.principal.markup_percent)
+        hit, saving = self.hit, Decimal(0)
+        if hit is not None:  # no provider was called: the cost is saved, the plan's hit price is charged
+            cost, saving = Decimal(0), cost
+            price = price_of_hit(price, self.principal.cache.hit_percent)
         event = UsageEvent(
             request_id=consumer.request_id,
             tenant_schema=self.principal.schema,
@@ -66,17 +78,19 @@ class UsageBuilder:
             api_key_prefix=self.principal.key_prefix,
             created_ms=consumer.started_ms,
             requested_model=self.requested_model,
-            served_model=self.model.name if self.model else "",
+            served_model=hit.entry.served_model if hit else self.model.name if self.model else "",
             provider=self.model.provider if self.model else "",
             task_type=self.task_type,
             input_tokens=usage.prompt_tokens if usage else 0,
             output_tokens=usage.completion_tokens if usage else 0,
             tokens_estimated=usage.estimated if usage else False,
             provider_cost=cost,
-            price=price_charged(cost, self.principal.markup_percent),
+            price=price,
             latency_ms=int((time.perf_counter() - consumer.started) * 1000),
             ttft_ms=self.ttft_ms,
-            cache_status="miss",
+            cache_status=hit.status if hit else "miss",
+            cache_similarity=hit.similarity if hit else None,
+            cache_saving=saving,
             http_status=http_status,
             error_class=error_class,
             stream=self.stream,

@@ -48,6 +48,8 @@ class UsageEvent:
     stream: bool
     client_disconnected: bool = False
     attempts: tuple[Attempt, ...] = field(default_factory=tuple)
+    cache_similarity: float | None = None  # cosine of a semantic hit (1.0 for an exact hit)
+    cache_saving: Decimal = Decimal(0)  # the provider cost a cache hit avoided
 
     @property
     def fallback_count(self) -> int:
@@ -63,6 +65,7 @@ class UsageEvent:
         data["v"] = SCHEMA_VERSION
         data["provider_cost"] = str(self.provider_cost)
         data["price"] = str(self.price)
+        data["cache_saving"] = str(self.cache_saving)
         return data
 
     @classmethod
@@ -71,5 +74,6 @@ class UsageEvent:
         data.pop("v", None)
         data["provider_cost"] = Decimal(data["provider_cost"])
         data["price"] = Decimal(data["price"])
+        data["cache_saving"] = Decimal(data.get("cache_saving", "0"))
         data["attempts"] = tuple(Attempt(**a) for a in data.get("attempts", ()))
         return cls(**data)

@@ -111,4 +111,6 @@ def usage_event_record(event: UsageEvent, *, recorded_at: datetime) -> RequestRe
         error_class=event.error_class,
         stream=event.stream,
         client_disconnected=event.client_disconnected,
+        cache_similarity=event.cache_similarity,
+        cache_saving=event.cache_saving,
     )

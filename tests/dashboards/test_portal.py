@@ -145,3 +145,41 @@ def test_developers_cannot_set_provider_keys(acme: Tenant) -> None:
     assert (
         client.post("/provider-keys/", {"endpoint": "openai", "api_key": "sk-1234567890"}).status_code == 403
     )
+
+
+def test_a_developer_sets_the_cache_and_sees_what_it_saved(acme: Tenant) -> None:
+    from gateway.cache.manage import cache_settings_get
+
+    with schema_context(acme.schema_name):
+        RequestRecord.objects.create(
+            request_id="hit-1",
+            requested_model="sim/fast",
+            cache_status="hit-exact",
+            cache_saving=Decimal("1.25"),
+        )
+    client = signed_in("acme.localhost", "bob@acme.test")
+    form = {"enabled": "on", "semantic": "on", "threshold": "0.95", "ttl_seconds": "600"}
+
+    assert client.post("/cache/", {**form, "max_entries": "500", "max_temperature": "0.5"}).status_code == 302
+
+    saved = cache_settings_get(tenant=acme)
+    assert (saved.enabled, saved.semantic, saved.threshold, saved.ttl_seconds) == (True, True, 0.95, 600)
+    assert (saved.max_entries, saved.max_temperature) == (500, 0.5)
+    page = client.get("/cache/").content.decode()
+    assert "$1.25" in page
+    assert "1 of 1 requests" in page
+
+
+@pytest.mark.parametrize("threshold", ["0.2", "1.5", "nan"])
+def test_a_bad_cache_threshold_is_refused(acme: Tenant, threshold: str) -> None:
+    client = signed_in("acme.localhost", "alice@acme.test")
+    body = {"threshold": threshold, "ttl_seconds": "600", "max_entries": "5", "max_temperature": "1"}
+
+    assert client.post("/cache/", body).status_code == 400
+
+
+def test_a_viewer_sees_but_cannot_change_the_cache(acme: Tenant) -> None:
+    client = signed_in("acme.localhost", "vera@acme.test")
+
+    assert client.get("/cache/").status_code == 200
+    assert client.post("/cache/", {"clear": "1"}).status_code == 403

@@ -12,6 +12,7 @@ import pytest
 
 from gateway import state
 from gateway.api.errors import ApiError
+from gateway.cache.policy import CachePolicy
 from gateway.keys import ApiKeyError
 from gateway.state import HotState, Principal
 
@@ -29,6 +30,7 @@ def principal(slug: str) -> Principal:
         expires_at=None,
         markup_percent=Decimal(20),
         chains={},
+        cache=CachePolicy(False, False, 0.9, 3600, 100, 1.0),
     )
 
 

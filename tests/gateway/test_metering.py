@@ -117,11 +117,13 @@ def test_an_emitted_event_is_stored_in_its_tenant_schema_with_every_field(
         "price": Decimal("0.00234567"),
         "latency_ms": 812,
         "ttft_ms": 95,
-        "cache_status": "miss",
+        "cache_status": "hit-semantic",
         "http_status": 200,
         "error_class": "",
         "stream": True,
         "client_disconnected": True,
+        "cache_similarity": 0.9375,
+        "cache_saving": Decimal("0.00111111"),
     }
     assert _request_ids(globex.schema_name, "req-") == []
     assert _settled()

@@ -1,0 +1,372 @@
+"""Lexical guard for semantic-cache hits: may a near match (cosine above the threshold) be served?
+
+Sentence embeddings are close for prompts that share topic and wording but ask different things: "capital of
+France" / "capital of Germany", "order 1234" / "order 1243", "is X safe" / "is X not safe", "best" / "worst",
+"import from Canada, sell in India" / "import from India, sell in Canada" (cosine 0.997). An embedding
+averages over tokens, so the one word that decides the answer barely moves the vector. This guard looks at
+exactly those words, in the two prompt texts only (stdlib; ~0.1 ms a pair, ~15 µs once both prompts are
+parsed, as parses are cached), and rejects with a reason:
+
+- "numbers": the numbers differ, compared as written and counted (1234 != 1243, 3.5 != 35, "iPhone 6" !=
+  "6s", 2016-11-08 != 2016-11-09); number words ("two", "hundred") count too. A number usually *is* the
+  question.
+- "negation": the prompts carry a different count of negations (not, no, never, n't, without, ...); the
+  framing "or not", "why or why not", "if not" does not count.
+- "antonym": a word in one prompt has its opposite in the other, from a small hand-written list of general
+  pairs (best/worst, buy/sell, before/after, ...) or by a negating prefix (legal/illegal).
+- "direction": two shared content words swap roles, a role being the preposition that governs the word
+  ("from A to B" / "from B to A", "A better than B" / "B better than A"). "A and B" inherits A's role, so
+  "between A and B" / "between B and A" passes.
+- "question": the prompts ask for a different kind of answer: why, who, when, where, how much / many / long
+  / old / often / far. "what", "which" and "how" are interchangeable framing ("what is the best way to X" /
+  "how do I X").
+- "content_words": a content word (not a stopword or question framing, after lowercasing and light suffix
+  stemming) is in one prompt only. Names, objects and qualifiers decide the answer, and without a thesaurus
+  a changed word cannot be told from a synonym, so one is enough to reject. Near-identical derivations
+  ("programmer" / "programming") and typos (one letter added, dropped or swapped in a long word) pass.
+
+Case, punctuation, stopwords, question framing ("how can I", "what are some", "can you explain") and
+inflection ("learning" / "learns") are allowed to differ. The lists are general English, not tuned to a
+data set.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final
+
+
+@dataclass(frozen=True, slots=True)
+class GuardVerdict:
+    ok: bool
+    reason: str = ""
+
+
+ALLOWED: Final = GuardVerdict(ok=True)
+
+# Sentence punctuation (group 1), numbers with their unit or model suffix ("6s", "m605dh", "2016-11-08"),
+# words with an apostrophe ("don't", "what's").
+_TOKEN: Final = re.compile(r"([.?!:;])|[a-z]*\d+(?:[.,:/-]\d+)*[a-z\d]*|[a-z]+(?:'[a-z]+)?", re.IGNORECASE)
+_AUXILIARIES: Final = ("is", "are", "was", "were", "do", "does", "did", "has", "have", "had", "could",
+                       "would", "should", "must", "need", "ai")  # fmt: skip
+_NEGATED_CONTRACTIONS: Final = {
+    **{f"{auxiliary}n't": auxiliary for auxiliary in _AUXILIARIES},
+    **{f"{auxiliary}nt": auxiliary for auxiliary in _AUXILIARIES},
+    "can't": "can", "cant": "can", "cannot": "can", "won't": "will", "wont": "will", "shan't": "shall",
+}  # fmt: skip
+_THOUSANDS_SEPARATOR: Final = re.compile(r"(?<=\d),(?=\d{3}\b)")
+
+# fmt: off
+_NUMBER_WORDS: Final = {
+    "zero": "0", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6", "seven": "7",
+    "eight": "8", "nine": "9", "ten": "10", "eleven": "11", "twelve": "12", "thirteen": "13",
+    "fourteen": "14", "fifteen": "15", "sixteen": "16", "seventeen": "17", "eighteen": "18",
+    "nineteen": "19", "twenty": "20", "thirty": "30", "forty": "40", "fifty": "50", "sixty": "60",
+    "seventy": "70", "eighty": "80", "ninety": "90", "hundred": "100", "thousand": "1000",
+    "million": "1000000", "billion": "1000000000", "half": "0.5", "dozen": "12",
+}
+_NEGATIONS: Final = frozenset({
+    "not", "no", "never", "none", "nobody", "nothing", "neither", "nor", "without", "nowhere",
+})
+# Function words and question framing: a difference in these does not change what is asked.
+_STOPWORDS: Final = frozenset({
+    "a", "an", "the", "i", "me", "my", "mine", "myself", "we", "us", "our", "ours", "you", "your",
+    "yours", "yourself", "yourselves", "he", "him", "his", "she", "her", "hers", "it", "its", "itself",
+    "they", "them", "their", "theirs", "this", "that", "these", "those", "there", "here", "what",
+    "which", "who", "whom", "whose", "when", "where", "why", "how", "whether", "is", "am", "are", "was",
+    "were", "be", "been", "being", "do", "does", "did", "doing", "done", "have", "has", "had", "having",
+    "will", "would", "shall", "should", "can", "could", "may", "might", "must", "ought", "and", "or",
+    "but", "if", "then", "so", "as", "because", "while", "of", "at", "by", "for", "with", "about",
+    "into", "onto", "through", "during", "to", "from", "in", "on", "again", "further", "once", "any",
+    "both", "each", "such", "only", "own", "same", "too", "very", "just", "also", "really", "actually",
+    "even", "ever", "yet", "etc", "eg", "ie", "e", "g", "s", "t", "d", "m", "ll", "re", "ve", "please",
+    "someone", "somebody", "something", "anything", "anyone", "anybody", "one", "ones", "thing",
+    "things", "way", "ways", "best", "good", "great", "top", "easiest", "easy", "effective", "possible",
+    "method", "methods", "tip", "tips", "step", "steps", "know", "tell", "explain", "describe", "mean",
+    "much", "many", "lot", "lots", "kind", "kinds", "some", "sort", "exactly", "simply", "basically",
+    "generally", "usually", "typically", "guys", "quora", "answer", "question", "questions", "suggest",
+    "suggestion", "suggestions", "recommend", "recommendation", "recommendations", "idea", "ideas",
+    "example", "examples", "like", "via", "get", "getting", "go", "going", "think", "opinion",
+})
+_PREPOSITIONS: Final = frozenset({
+    "from", "to", "into", "onto", "toward", "towards", "than", "of", "in", "on", "at", "by", "for", "with",
+    "about", "between", "among", "over", "under", "above", "below", "after", "before", "through", "via",
+    "against", "within", "without", "across", "behind", "beyond",
+})
+_COORDINATORS: Final = frozenset({"and", "or", "nor", "vs", "versus"})
+_DETERMINERS: Final = frozenset({
+    "the", "a", "an", "my", "your", "his", "her", "its", "our", "their", "this", "that", "these", "those",
+    "some", "any", "all", "every", "each",
+})
+_QUESTION_WORDS: Final = {"why": "why", "who": "who", "whom": "who", "whose": "who", "when": "when",
+                          "where": "where"}
+_HOW_QUANTITY: Final = frozenset({"much", "many", "long", "old", "often", "far"})
+_IRREGULAR: Final = {
+    "men": "man", "women": "woman", "children": "child", "people": "person", "feet": "foot",
+    "teeth": "tooth", "mice": "mouse", "made": "make", "bought": "buy", "sold": "sell", "took": "take",
+    "taken": "take", "gave": "give", "given": "give", "went": "go", "gone": "go", "got": "get",
+    "gotten": "get", "began": "begin", "begun": "begin", "wrote": "write", "written": "write",
+    "ate": "eat", "eaten": "eat", "knew": "know", "known": "know", "thought": "think", "found": "find",
+    "felt": "feel", "kept": "keep", "lost": "lose", "paid": "pay", "said": "say",
+    "seen": "see", "sent": "send", "spent": "spend", "taught": "teach", "told": "tell",
+    "won": "win", "chose": "choose", "chosen": "choose", "became": "become", "ran": "run",
+}
+_ANTONYM_PAIRS: Final = (
+    "best/worst", "good/bad", "better/worse", "increase/decrease", "buy/sell", "before/after",
+    "import/export", "more/less", "most/least", "high/low", "higher/lower", "highest/lowest",
+    "big/small", "large/small", "bigger/smaller", "biggest/smallest", "long/short", "longer/shorter",
+    "fast/slow", "faster/slower", "cheap/expensive", "hot/cold", "easy/hard", "easy/difficult",
+    "early/late", "first/last", "old/new", "old/young", "gain/lose", "win/lose", "positive/negative",
+    "pros/cons", "advantage/disadvantage", "benefit/drawback", "true/false", "right/wrong", "rich/poor",
+    "strong/weak", "open/close", "start/stop", "begin/end", "push/pull", "up/down", "on/off", "max/min",
+    "maximum/minimum", "above/below", "over/under", "inside/outside", "male/female", "man/woman",
+    "men/women", "boy/girl", "husband/wife", "love/hate", "accept/reject", "add/remove",
+    "include/exclude", "enable/disable", "input/output", "upload/download", "send/receive",
+    "lend/borrow", "give/take", "arrive/leave", "enter/exit", "heavy/light", "dark/light", "day/night",
+    "happy/sad", "safe/dangerous", "success/failure", "north/south", "east/west", "left/right",
+    "past/future", "always/never", "everything/nothing", "all/none", "agree/disagree", "mother/father",
+    "son/daughter", "brother/sister", "upgrade/downgrade", "encrypt/decrypt", "encode/decode",
+    "maximize/minimize", "rise/fall", "wet/dry", "thick/thin", "fat/thin", "deep/shallow",
+    "wide/narrow", "internal/external", "public/private", "major/minor", "top/bottom", "attack/defend",
+    "employer/employee", "with/without", "pro/con", "cause/cure", "asleep/awake", "ancient/modern",
+    "friend/enemy", "strength/weakness", "love/hatred", "like/dislike",
+)
+# fmt: on
+_NEGATING_PREFIXES: Final = ("un", "in", "im", "il", "ir", "dis", "non", "anti")
+
+
+@functools.lru_cache(maxsize=65536)
+def _stem(word: str) -> str:
+    """Light suffix stripping, enough to equate inflections (learns/learning/learned, cities/city)."""
+    if word in _IRREGULAR:
+        word = _IRREGULAR[word]
+    if len(word) <= 3 or not word.isalpha():
+        return word
+    for suffix, replacement, min_len in (
+        ("ies", "y", 5),
+        ("ied", "y", 5),
+        ("sses", "ss", 5),
+        ("ing", "", 6),
+        ("eed", "eed", 4),  # need, speed: kept whole, not "ne"
+        ("ed", "", 4),
+        ("ly", "", 5),
+        ("es", "", 5),
+        ("s", "", 4),
+    ):
+        if word.endswith(suffix) and len(word) >= min_len:
+            if suffix == "es" and not word.endswith(("ses", "xes", "zes", "ches", "shes")):
+                continue
+            if suffix == "s" and word.endswith(("ss", "us", "is")):
+                continue
+            word = word[: len(word) - len(suffix)] + replacement
+            break
+    if len(word) > 4 and word[-1] == word[-2] and word[-1] not in "aeiouls":
+        word = word[:-1]  # running -> runn -> run
+    if len(word) > 3 and word.endswith("e"):
+        word = word[:-1]  # make/making, use/used
+    return word
+
+
+def _antonyms() -> dict[str, frozenset[str]]:
+    table: dict[str, set[str]] = {}
+    for pair in _ANTONYM_PAIRS:
+        left, right = (_stem(word) for word in pair.split("/"))
+        table.setdefault(left, set()).add(right)
+        table.setdefault(right, set()).add(left)
+    return {word: frozenset(opposites) for word, opposites in table.items()}
+
+
+_ANTONYMS: Final = _antonyms()
+# Function words by kind; a later kind wins ("without" is a negation, "and" a coordinator).
+_KINDS: Final = {
+    word: kind
+    for kind, words in (
+        ("stopword", _STOPWORDS),
+        ("determiner", _DETERMINERS),
+        ("preposition", _PREPOSITIONS),
+        ("coordinator", _COORDINATORS),
+        ("negation", _NEGATIONS),
+        ("number", _NUMBER_WORDS),
+    )
+    for word in words
+}
+# Inflected framing ("meaning", "ideas"); short words are left out, as "use" and "us" share a stem.
+_STOP_STEMS: Final = frozenset(_stem(word) for word in _STOPWORDS if len(word) >= 4)
+
+
+@dataclass(frozen=True, slots=True)
+class _Parsed:
+    numbers: tuple[str, ...]  # sorted, with repeats
+    negations: int
+    asks: frozenset[str]  # kinds of answer asked for: "why", "how much", ...
+    stems: frozenset[str]
+    content: frozenset[str]
+    names: frozenset[str]  # content stems written like names ("France", "NASA")
+    roles: Mapping[str, str]  # content stem -> governing preposition at its first occurrence ("" = none)
+
+
+def _tokens(text: str) -> list[tuple[str, bool, bool]]:
+    """Lowercased tokens, each with whether it looks like a name (capitalised mid-sentence, or an acronym)
+    and whether it starts a sentence. Negated contractions become two tokens: "don't" -> "do", "not"."""
+    tokens: list[tuple[str, bool, bool]] = []
+    sentence_start = True
+    shouted = 0
+    for match in _TOKEN.finditer(text.replace("\u2019", "'")):
+        if match.lastindex:
+            sentence_start = True
+            continue
+        token = match.group()
+        lowered = token.lower()
+        acronym = len(token) > 1 and token.isupper()
+        shouted += acronym
+        if lowered in _NEGATED_CONTRACTIONS:
+            tokens += ((_NEGATED_CONTRACTIONS[lowered], False, sentence_start), ("not", False, False))
+        else:
+            lowered = lowered.partition("'")[0]
+            titled = token[0].isupper() and not sentence_start and lowered not in _STOPWORDS
+            tokens.append((lowered, acronym or titled, sentence_start))
+        sentence_start = False
+    if shouted * 2 > len(tokens):  # ALL-CAPS text says nothing about names
+        return [(token, False, starts) for token, _, starts in tokens]
+    return tokens
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse(text: str) -> _Parsed:
+    tokens = _tokens(text)
+    numbers: list[str] = []
+    asks: set[str] = set()
+    stems: set[str] = set()
+    roles: dict[str, str] = {}
+    names: set[str] = set()
+    negations = 0
+    role = ""  # preposition governing the next content word
+    last_role = ""  # role of the latest content word, inherited through "and"/"or"
+    for i, (token, name, starts) in enumerate(tokens):
+        kind = "number" if not token.isalpha() else _KINDS.get(token, "")
+        if kind == "number":
+            numbers.append(_NUMBER_WORDS.get(token) or _THOUSANDS_SEPARATOR.sub("", token))
+            role = ""
+            continue
+        if kind == "negation" and not _is_framing_negation(tokens, i):
+            negations += 1
+        elif starts and token in _QUESTION_WORDS and _opens_question(tokens, i):
+            asks.add(_QUESTION_WORDS[token])
+        elif token in _HOW_QUANTITY and i and tokens[i - 1][0] == "how" and tokens[i - 1][2]:
+            asks.add(f"how {token}")
+        stem = _stem(token)
+        stems.add(stem)
+        if name and kind != "negation":
+            kind = ""  # "US", "IT", "May": a name is content even when spelled like a function word
+        if kind == "preposition":
+            role = token
+        elif kind == "coordinator":
+            role = last_role
+        elif kind == "determiner":
+            continue
+        elif kind or (stem in _STOP_STEMS and not name):
+            role = ""
+        else:
+            roles.setdefault(stem, role)
+            last_role, role = role, ""
+            if name:
+                names.add(stem)
+    return _Parsed(
+        numbers=tuple(sorted(numbers)),
+        negations=negations,
+        asks=frozenset(asks),
+        stems=frozenset(stems),
+        content=frozenset(roles),
+        names=frozenset(names),
+        roles=roles,
+    )
+
+
+def _opens_question(tokens: list[tuple[str, bool, bool]], i: int) -> bool:
+    """A question word that opens a sentence of its own; a tacked-on "Why?" or "why or why not?" does not."""
+    following = tokens[i + 1] if i + 1 < len(tokens) else ("", False, True)
+    return not following[2] and following[0] != "or"
+
+
+def _is_framing_negation(tokens: list[tuple[str, bool, bool]], i: int) -> bool:
+    """ "... or not", "why or why not", "yes or no", "if not, ..." ask nothing negated."""
+    before = [token for token, _, _ in tokens[max(0, i - 2) : i]]
+    return bool(before) and (before[-1] in ("or", "if") or before == ["or", "why"])
+
+
+def _has_antonym(mine: frozenset[str], theirs: frozenset[str]) -> bool:
+    for word in mine - theirs:
+        if not _ANTONYMS.get(word, frozenset()).isdisjoint(theirs - mine):
+            return True
+        if word.startswith(_NEGATING_PREFIXES):
+            for prefix in _NEGATING_PREFIXES:
+                base = word.removeprefix(prefix)
+                if base != word and len(base) >= 4 and base in theirs and base not in mine:
+                    return True
+    return False
+
+
+def _swapped(query: _Parsed, cached: _Parsed) -> bool:
+    shared = [word for word in query.roles if word in cached.roles]
+    for i, first in enumerate(shared):
+        for second in shared[i + 1 :]:
+            a, b = query.roles[first], query.roles[second]
+            if a != b and cached.roles[first] == b and cached.roles[second] == a:
+                return True
+    return False
+
+
+def _near(word: str, other: str) -> bool:
+    """A derivation ("programmer"/"programming": long common prefix) or a typo in a long word."""
+    if word[0] != other[0]:
+        return False
+    shorter = min(len(word), len(other))
+    common = 0
+    while common < shorter and word[common] == other[common]:
+        common += 1
+    if common >= 5 and common >= 0.75 * shorter:
+        return True
+    if shorter < 5 or abs(len(word) - len(other)) > 1:
+        return False
+    if len(word) == len(other):  # one swap of neighbours ("brust"/"burst")
+        rest = common + 2
+        swapped = word[common:rest] == other[common:rest][::-1]
+        return swapped and word[rest:] == other[rest:]
+    longer, short = (word, other) if len(word) > len(other) else (other, word)
+    return longer[:common] + longer[common + 1 :] == short  # one letter added or dropped
+
+
+def _unmatched(mine: frozenset[str], theirs: frozenset[str]) -> list[str]:
+    return [word for word in mine if not any(_near(word, other) for other in theirs)]
+
+
+def _content_differs(query: _Parsed, cached: _Parsed) -> bool:
+    return bool(
+        _unmatched(query.content - cached.content, cached.content)
+        or _unmatched(cached.content - query.content, query.content)
+    )
+
+
+def guard_check(query: str, cached: str) -> GuardVerdict:
+    """Decide whether the answer cached for `cached` may be served for `query`, already known to be close.
+
+    Returns `ALLOWED`, or a rejecting verdict whose reason is "numbers", "negation", "antonym", "direction",
+    "question" or "content_words" (see the module docstring).
+    """
+    q, c = _parse(query), _parse(cached)
+    if q.numbers != c.numbers:
+        return GuardVerdict(ok=False, reason="numbers")
+    if q.negations != c.negations:
+        return GuardVerdict(ok=False, reason="negation")
+    if _has_antonym(q.stems, c.stems) or _has_antonym(c.stems, q.stems):
+        return GuardVerdict(ok=False, reason="antonym")
+    if _swapped(q, c):
+        return GuardVerdict(ok=False, reason="direction")
+    if q.asks != c.asks:
+        return GuardVerdict(ok=False, reason="question")
+    if _content_differs(q, c):
+        return GuardVerdict(ok=False, reason="content_words")
+    return ALLOWED

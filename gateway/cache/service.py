@@ -1,0 +1,147 @@
+"""The response cache as the gateway uses it: look up before the upstream call, store after the response.
+
+Lookup order: the exact key (one indexed row, no embedding), then — if the tenant allows semantic hits and
+the model can represent the prompt — the prompt's embedding against the nearest entries of the same scope.
+A near entry is served only if its cosine similarity reaches the tenant's threshold **and** the false-hit
+guard (`guard.py`) finds no difference that changes the answer (numbers, entities, negation, antonyms,
+swapped roles). Up to `GATEHOUSE_CACHE_CANDIDATES` nearest entries are tried, most similar first.
+
+Text the model cannot represent (more than `MAX_UNKNOWN_SHARE` of its tokens are [UNK], e.g. Chinese or
+Japanese: MiniLM's vocabulary lacks their characters, so different questions embed identically) is matched
+exactly only, and stored without an embedding.
+
+Storing runs after the response is complete, in the background; it reuses the lookup's embedding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import orjson
+
+from gateway.cache import store
+from gateway.cache.embedding import Embedding, embed_async
+from gateway.cache.guard import guard_check
+from gateway.cache.keys import CacheKey
+from gateway.cache.policy import CachePolicy
+from gateway.cache.replay import completion_from_chunks
+
+MAX_UNKNOWN_SHARE = 0.1
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    entry: store.Entry
+    status: Literal["hit-exact", "hit-semantic"]
+    similarity: float
+
+
+@dataclass(slots=True)
+class Lookup:
+    """The outcome of a lookup, kept for storing the fresh answer after a miss."""
+
+    key: CacheKey
+    hit: Hit | None = None
+    embedding: Embedding | None = None
+    semantic: bool = False  # the prompt may be matched semantically (policy on, text representable)
+    rejected: str = ""  # the guard's reason for the nearest candidate above the threshold, if it rejected one
+    nearest: float | None = None  # the nearest entry's similarity (semantic path), hit or not
+
+
+def _representable(embedding: Embedding) -> bool:
+    return embedding.unknown_share <= MAX_UNKNOWN_SHARE
+
+
+async def cache_lookup(schema: str, policy: CachePolicy, key: CacheKey, candidates: int) -> Lookup:
+    """Find an entry that may answer `key`'s request in this tenant's cache."""
+    lookup = Lookup(key)
+    if key.lookup:
+        entry = await store.entry_exact(schema, key.exact_key)
+        if entry is not None:
+            lookup.hit = Hit(entry, "hit-exact", 1.0)
+            return lookup
+    if not policy.semantic:
+        return lookup
+    lookup.embedding = await embed_async(key.prompt)
+    lookup.semantic = _representable(lookup.embedding)
+    if not key.lookup or not lookup.semantic:
+        return lookup
+    near = await store.candidates_nearest(schema, key.scope_key, lookup.embedding.vector, candidates)
+    lookup.nearest = near[0].similarity if near else None
+    for candidate in near:
+        if candidate.similarity < policy.threshold:
+            break
+        verdict = guard_check(key.prompt, candidate.prompt)
+        if not verdict.ok:
+            lookup.rejected = lookup.rejected or verdict.reason
+            continue
+        entry = await store.entry_by_id(schema, candidate.id)
+        if entry is not None:
+            lookup.hit = Hit(entry, "hit-semantic", candidate.similarity)
+            return lookup
+    return lookup
+
+
+def cache_hit_later(schema: str, hit: Hit) -> None:
+    """Count the hit (last hit, hit count: eviction keeps popular entries) after the response."""
+    store.later(store.entry_hit(schema, hit.entry.id), "hit count")
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A fresh answer: its chat.completion body (JSON requests) or its raw stream chunks (streams)."""
+
+    requested_model: str
+    served_model: str
+    input_tokens: int
+    output_tokens: int
+    body: dict[str, Any] | None
+    chunks_raw: list[bytes] | None
+
+    def parts(self) -> tuple[dict[str, Any], list[dict[str, Any]] | None]:
+        """The body and the chunks to store (parsing the stream's chunks: done here, off the hot path)."""
+        if self.chunks_raw is None:
+            return dict(self.body or {}), None
+        chunks = []
+        for raw in self.chunks_raw:
+            chunk = orjson.loads(raw)
+            chunk.pop("usage", None)
+            chunks.append(chunk)
+        usage = {
+            "prompt_tokens": self.input_tokens,
+            "completion_tokens": self.output_tokens,
+            "total_tokens": self.input_tokens + self.output_tokens,
+        }
+        return completion_from_chunks(chunks, usage), chunks
+
+
+def cache_store_later(schema: str, policy: CachePolicy, lookup: Lookup, answer: Answer) -> None:
+    """Store a fresh answer after the response has been sent; never raises, never delays the response."""
+    store.later(_store(schema, policy, lookup, answer), "store")
+
+
+async def _store(schema: str, policy: CachePolicy, lookup: Lookup, answer: Answer) -> None:
+    embedding = lookup.embedding
+    if policy.semantic and embedding is None:
+        embedding = await embed_async(lookup.key.prompt)
+        lookup.semantic = _representable(embedding)
+    vector = embedding.vector if embedding is not None and lookup.semantic else None
+    body, chunks = answer.parts()
+    await store.entry_insert(
+        schema,
+        store.NewEntry(
+            exact_key=lookup.key.exact_key,
+            scope_key=lookup.key.scope_key,
+            prompt=lookup.key.prompt,
+            embedding=vector,
+            requested_model=answer.requested_model,
+            served_model=answer.served_model,
+            body=body,
+            chunks=chunks,
+            input_tokens=answer.input_tokens,
+            output_tokens=answer.output_tokens,
+            ttl_seconds=policy.ttl_seconds,
+        ),
+        refresh=not lookup.key.lookup,
+    )

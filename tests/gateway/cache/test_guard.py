@@ -1,0 +1,129 @@
+"""The cache guard is pure: near matches that ask something else are rejected, paraphrases pass."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.cache.guard import GuardVerdict, guard_check
+
+
+@pytest.mark.parametrize(
+    ("query", "cached"),
+    [
+        ("Refund order 1234", "Refund order 1243"),
+        ("Is 3.5 mg of melatonin too much?", "Is 35 mg of melatonin too much?"),
+        ("What happened on 2016-11-08?", "What happened on 2016-11-09?"),
+        ("How can I lose 10 kg in a month?", "How can I lose weight in a month?"),
+        ("What are the top 5 movies of 2015?", "What are the top five movies of 2016?"),
+        ("Is 1,000 dollars enough for a week in Paris?", "Is 100 dollars enough for a week in Paris?"),
+        ("Should I buy the iPhone 6 or 6 Plus?", "Should I buy the iPhone 6s or 6 Plus?"),
+        ("Three coins are tossed: chance of three tails?", "Three coins are tossed: chance of tails?"),
+    ],
+)
+def test_it_rejects_different_numbers(query: str, cached: str) -> None:
+    assert guard_check(query, cached) == GuardVerdict(ok=False, reason="numbers")
+
+
+@pytest.mark.parametrize(
+    ("query", "cached"),
+    [
+        ("What is the capital of France?", "What is the capital of Germany?"),
+        ("How do I learn Python?", "How do I learn Java?"),
+        ("What is the population of Tokyo?", "What is the population of Tokyo in winter?"),
+        ("Who is the CEO of Google?", "Who is the CEO of Microsoft?"),
+        ("How do I make pizza dough?", "How do I make bread dough?"),
+        ("what is the capital of france", "what is the capital of germany"),
+        ("Which is better: Python or IT?", "Which is better: Python or Java?"),
+    ],
+)
+def test_it_rejects_different_entities_and_content_words(query: str, cached: str) -> None:
+    assert guard_check(query, cached) == GuardVerdict(ok=False, reason="content_words")
+
+
+@pytest.mark.parametrize(
+    ("query", "cached"),
+    [
+        ("Is ibuprofen safe during pregnancy?", "Is ibuprofen not safe during pregnancy?"),
+        ("Why can I sleep at night?", "Why can't I sleep at night?"),
+        ("Why does my phone charge?", "Why doesn't my phone charge?"),
+        ("How to cook rice with a rice cooker", "How to cook rice without a rice cooker"),
+        ("Have you ever been to Rome?", "Have you never been to Rome?"),
+        ("Do I need a visa for Japan?", "Do I need no visa for Japan?"),
+    ],
+)
+def test_it_rejects_negation(query: str, cached: str) -> None:
+    assert guard_check(query, cached) == GuardVerdict(ok=False, reason="negation")
+
+
+@pytest.mark.parametrize(
+    ("query", "cached"),
+    [
+        ("What is the best programming language?", "What is the worst programming language?"),
+        ("How can I increase my credit score?", "How can I decrease my credit score?"),
+        ("When is the best time to buy a house?", "When is the best time to sell a house?"),
+        ("What should I eat before a run?", "What should I eat after a run?"),
+        ("Which goods does India import?", "Which goods does India export?"),
+        ("Is it legal to record a phone call?", "Is it illegal to record a phone call?"),
+        ("Why do I sleep more in winter?", "Why do I sleep less in winter?"),
+    ],
+)
+def test_it_rejects_antonyms(query: str, cached: str) -> None:
+    assert guard_check(query, cached) == GuardVerdict(ok=False, reason="antonym")
+
+
+@pytest.mark.parametrize(
+    ("query", "cached"),
+    [
+        ("I import from Canada and sell in India", "I import from India and sell in Canada"),
+        ("How do I switch from Android to iPhone?", "How do I switch from iPhone to Android?"),
+        ("Is Python faster than Java?", "Is Java faster than Python?"),
+        ("How do I convert euros to dollars?", "How do I convert dollars to euros?"),
+        ("Flights from London to Paris", "Flights from Paris to London"),
+    ],
+)
+def test_it_rejects_direction_swaps(query: str, cached: str) -> None:
+    assert guard_check(query, cached) == GuardVerdict(ok=False, reason="direction")
+
+
+@pytest.mark.parametrize(
+    ("query", "cached"),
+    [
+        ("Why does an electron orbit the nucleus?", "How does an electron orbit the nucleus?"),
+        ("How much does Spotify pay artists?", "How does Spotify pay artists?"),
+        ("Where can I learn to sing?", "How can I learn to sing?"),
+        ("Who invented the telephone?", "What is the history of the telephone invention?"),
+    ],
+)
+def test_it_rejects_a_different_kind_of_question(query: str, cached: str) -> None:
+    assert guard_check(query, cached) == GuardVerdict(ok=False, reason="question")
+
+
+@pytest.mark.parametrize(
+    ("query", "cached"),
+    [
+        ("What is the best way to learn Python?", "How do I learn Python?"),
+        ("How can I learn programming?", "What are some ways of learning programming?"),
+        ("How do I improve my English?", "how can i improve my english"),
+        ("What's the difference between Python and Java?", "What is the difference between Java and Python?"),
+        ("Flights from London to Paris", "Flights to Paris from London"),
+        ("What are good books for learning statistics?", "What is the best book to learn statistics?"),
+        ("Is Python better than Java or not?", "Is Python better than Java?"),
+        ("Can you explain how vaccines work?", "How do vaccines work?"),
+        ("What does serendipity mean?", "What is the meaning of serendipity?"),
+        ("Is Einstein an atheist? Why or why not?", "Is Einstein an atheist?"),
+        ("Why don't cats like water?", "Why do not cats like water?"),
+        ("WHAT IS THE BEST PHONE CAMERA?", "What is the best phone camera?"),
+        ("How do I become a better programmer?", "How can I become better at programming?"),
+        ("How do you cut a pipe?", "How do you cut pipes?"),
+        ("What is the best restaurant in Berlin?", "What is the best resturant in Berlin?"),
+        ("Who is the most overrated cricketer?", "Cricket: who is the most overrated cricketer?"),
+    ],
+)
+def test_it_allows_paraphrases(query: str, cached: str) -> None:
+    assert guard_check(query, cached) == GuardVerdict(ok=True, reason="")
+
+
+def test_it_is_symmetric_on_a_swap() -> None:
+    forward = guard_check("Is Canada bigger than India?", "Is India bigger than Canada?")
+    backward = guard_check("Is India bigger than Canada?", "Is Canada bigger than India?")
+    assert forward == backward == GuardVerdict(ok=False, reason="direction")
