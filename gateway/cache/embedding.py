@@ -166,6 +166,11 @@ async def embed_async(text: str) -> Embedding:
     return await asyncio.get_running_loop().run_in_executor(_pool(), embed, text)
 
 
+async def embed_many_async(texts: list[str]) -> list[Embedding]:
+    """Several texts in one call, on the embedding thread pool (e.g. the guard's words)."""
+    return await asyncio.get_running_loop().run_in_executor(_pool(), embedder().embed, texts)
+
+
 def warm_up() -> None:
     """Load the model and run it once, so that the first request does not pay ~0.5 s."""
     if settings.GATEHOUSE_CACHE_EMBEDDER == "local":

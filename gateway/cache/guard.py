@@ -4,7 +4,7 @@ Sentence embeddings are close for prompts that share topic and wording but ask d
 France" / "capital of Germany", "order 1234" / "order 1243", "is X safe" / "is X not safe", "best" / "worst",
 "import from Canada, sell in India" / "import from India, sell in Canada" (cosine 0.997). An embedding
 averages over tokens, so the one word that decides the answer barely moves the vector. This guard looks at
-exactly those words, in the two prompt texts only (stdlib; ~0.1 ms a pair, ~15 µs once both prompts are
+exactly those words, in the two prompt texts only (~0.1 ms a pair, ~15 µs once both prompts are
 parsed, as parses are cached), and rejects with a reason:
 
 - "numbers": the numbers differ, compared as written and counted (1234 != 1243, 3.5 != 35, "iPhone 6" !=
@@ -21,9 +21,28 @@ parsed, as parses are cached), and rejects with a reason:
   / old / often / far. "what", "which" and "how" are interchangeable framing ("what is the best way to X" /
   "how do I X").
 - "content_words": a content word (not a stopword or question framing, after lowercasing and light suffix
-  stemming) is in one prompt only. Names, objects and qualifiers decide the answer, and without a thesaurus
-  a changed word cannot be told from a synonym, so one is enough to reject. Near-identical derivations
-  ("programmer" / "programming") and typos (one letter added, dropped or swapped in a long word) pass.
+  stemming) is in one prompt only. Names, objects and qualifiers decide the answer. Near-identical
+  derivations ("programmer" / "programming") and typos (one letter added, dropped or swapped in a long word)
+  pass. Weekdays count as numbers (dates).
+
+The "content_words" rule is the main recall limiter: paraphrases swap words ("buy" / "purchase") and add
+qualifiers ("today", "exactly how"). A second stage, run by the caller because it needs the embedder, may
+overturn it; `GuardVerdict.unmatched` then holds the unmatched words of each side (as written, lowercased).
+It is left empty, and the rejection is final, when an unmatched word is written like a name ("France",
+"NASA") or a side has more than MAX_UNMATCHED of them. The stage allows:
+- a substitution, `synonyms_cover`: every unmatched word on each side has a counterpart on the other side
+  with single-word MiniLM cosine >= SYNONYM_MIN_COSINE (0.8). Measured: buy/purchase 0.87, car/vehicle 0.87,
+  movie/film 0.84, begin/start 0.84, quickly/fast 0.83, big/large 0.81; but co-hyponyms mostly stay below:
+  france/germany 0.74, uk/usa 0.73, dog/cat 0.66, summer/winter 0.60, iphone/android 0.56, apple/microsoft
+  0.49, python/java 0.44. Word cosine cannot tell synonyms from all co-hyponyms (monday/tuesday 0.87 and
+  husband/wife 0.87, hence weekdays as numbers and husband/wife as antonyms; democrat/republican 0.81 passes
+  only when not capitalised), and many true synonyms score lower (job/career 0.67, learn/study 0.53), so
+  the bar is high.
+- an addition, `addition_allowed`: words added on one side only (a qualifier, not a swapped entity),
+  allowed when the prompts' sentence cosine is >= ADDITION_MIN_COSINE (0.96): an added word that decides
+  the answer moves a sentence embedding more than that ("population of Tokyo" / "... in winter" 0.85).
+  Word cosine says nothing here (an added word close to a word of the other prompt is as often a different
+  question as not), so the sentence cosine is the only test.
 
 Case, punctuation, stopwords, question framing ("how can I", "what are some", "can you explain") and
 inflection ("learning" / "learns") are allowed to differ. The lists are general English, not tuned to a
@@ -36,16 +55,25 @@ import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
+
+import numpy as np
 
 
 @dataclass(frozen=True, slots=True)
 class GuardVerdict:
     ok: bool
     reason: str = ""
+    # For a "content_words" rejection that a second stage may overturn: the unmatched content words of
+    # (query, cached), as written (lowercased). Empty when the rejection is final.
+    unmatched: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
 
 
 ALLOWED: Final = GuardVerdict(ok=True)
+_CONTENT_WORDS: Final = GuardVerdict(ok=False, reason="content_words")
+MAX_UNMATCHED: Final = 3  # per side; more changed words is a different question, whatever the synonyms
+SYNONYM_MIN_COSINE: Final = 0.8
+ADDITION_MIN_COSINE: Final = 0.96
 
 # Sentence punctuation (group 1), numbers with their unit or model suffix ("6s", "m605dh", "2016-11-08"),
 # words with an apostrophe ("don't", "what's").
@@ -67,6 +95,9 @@ _NUMBER_WORDS: Final = {
     "nineteen": "19", "twenty": "20", "thirty": "30", "forty": "40", "fifty": "50", "sixty": "60",
     "seventy": "70", "eighty": "80", "ninety": "90", "hundred": "100", "thousand": "1000",
     "million": "1000000", "billion": "1000000000", "half": "0.5", "dozen": "12",
+    # Weekdays are dates, and the one closed class whose members MiniLM puts as close as synonyms.
+    "monday": "day1", "tuesday": "day2", "wednesday": "day3", "thursday": "day4", "friday": "day5",
+    "saturday": "day6", "sunday": "day7",
 }
 _NEGATIONS: Final = frozenset({
     "not", "no", "never", "none", "nobody", "nothing", "neither", "nor", "without", "nowhere",
@@ -206,6 +237,7 @@ class _Parsed:
     content: frozenset[str]
     names: frozenset[str]  # content stems written like names ("France", "NASA")
     roles: Mapping[str, str]  # content stem -> governing preposition at its first occurrence ("" = none)
+    surface: Mapping[str, str]  # content stem -> the word as first written, lowercased
 
 
 def _tokens(text: str) -> list[tuple[str, bool, bool]]:
@@ -241,6 +273,7 @@ def _parse(text: str) -> _Parsed:
     asks: set[str] = set()
     stems: set[str] = set()
     roles: dict[str, str] = {}
+    surface: dict[str, str] = {}
     names: set[str] = set()
     negations = 0
     role = ""  # preposition governing the next content word
@@ -271,6 +304,7 @@ def _parse(text: str) -> _Parsed:
             role = ""
         else:
             roles.setdefault(stem, role)
+            surface.setdefault(stem, token)
             last_role, role = role, ""
             if name:
                 names.add(stem)
@@ -282,6 +316,7 @@ def _parse(text: str) -> _Parsed:
         content=frozenset(roles),
         names=frozenset(names),
         roles=roles,
+        surface=surface,
     )
 
 
@@ -339,14 +374,35 @@ def _near(word: str, other: str) -> bool:
     return longer[:common] + longer[common + 1 :] == short  # one letter added or dropped
 
 
-def _unmatched(mine: frozenset[str], theirs: frozenset[str]) -> list[str]:
-    return [word for word in mine if not any(_near(word, other) for other in theirs)]
+def _unmatched(mine: _Parsed, theirs: _Parsed) -> tuple[str, ...]:
+    return tuple(
+        sorted(
+            word
+            for word in mine.content - theirs.content
+            if not any(_near(word, other) for other in theirs.content)
+        )
+    )
 
 
-def _content_differs(query: _Parsed, cached: _Parsed) -> bool:
-    return bool(
-        _unmatched(query.content - cached.content, cached.content)
-        or _unmatched(cached.content - query.content, query.content)
+def _content_difference(query: _Parsed, cached: _Parsed) -> GuardVerdict:
+    """ALLOWED, or a "content_words" rejection, with the unmatched words if a second stage may overturn it."""
+    mine, theirs = _unmatched(query, cached), _unmatched(cached, query)
+    if not mine and not theirs:
+        return ALLOWED
+    if (
+        len(mine) > MAX_UNMATCHED
+        or len(theirs) > MAX_UNMATCHED
+        or not query.names.isdisjoint(mine)
+        or not cached.names.isdisjoint(theirs)
+    ):
+        return _CONTENT_WORDS
+    return GuardVerdict(
+        ok=False,
+        reason="content_words",
+        unmatched=(
+            tuple(query.surface[word] for word in mine),
+            tuple(cached.surface[word] for word in theirs),
+        ),
     )
 
 
@@ -354,7 +410,8 @@ def guard_check(query: str, cached: str) -> GuardVerdict:
     """Decide whether the answer cached for `cached` may be served for `query`, already known to be close.
 
     Returns `ALLOWED`, or a rejecting verdict whose reason is "numbers", "negation", "antonym", "direction",
-    "question" or "content_words" (see the module docstring).
+    "question" or "content_words" (see the module docstring). A "content_words" verdict with a non-empty
+    `unmatched` may still be overturned by `addition_allowed` or `synonyms_cover`.
     """
     q, c = _parse(query), _parse(cached)
     if q.numbers != c.numbers:
@@ -367,6 +424,26 @@ def guard_check(query: str, cached: str) -> GuardVerdict:
         return GuardVerdict(ok=False, reason="direction")
     if q.asks != c.asks:
         return GuardVerdict(ok=False, reason="question")
-    if _content_differs(q, c):
-        return GuardVerdict(ok=False, reason="content_words")
-    return ALLOWED
+    return _content_difference(q, c)
+
+
+def synonyms_cover(
+    unmatched: tuple[tuple[str, ...], tuple[str, ...]], vectors: Mapping[str, np.ndarray[Any, Any]]
+) -> bool:
+    """Whether each unmatched word on each side has a synonym on the other: cosine >= SYNONYM_MIN_COSINE.
+
+    `vectors` maps each word of `unmatched` to its unit-length embedding (same model as the prompts).
+    """
+    mine, theirs = unmatched
+    if not mine or not theirs:
+        return False
+    cosines = np.stack([vectors[word] for word in mine]) @ np.stack([vectors[word] for word in theirs]).T
+    return bool(
+        cosines.max(axis=1).min() >= SYNONYM_MIN_COSINE and cosines.max(axis=0).min() >= SYNONYM_MIN_COSINE
+    )
+
+
+def addition_allowed(unmatched: tuple[tuple[str, ...], tuple[str, ...]], cosine: float) -> bool:
+    """Whether the words are only added on one side and the prompts' cosine is >= ADDITION_MIN_COSINE."""
+    mine, theirs = unmatched
+    return bool(mine) != bool(theirs) and cosine >= ADDITION_MIN_COSINE

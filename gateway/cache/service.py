@@ -4,7 +4,9 @@ Lookup order: the exact key (one indexed row, no embedding), then — if the ten
 the model can represent the prompt — the prompt's embedding against the nearest entries of the same scope.
 A near entry is served only if its cosine similarity reaches the tenant's threshold **and** the false-hit
 guard (`guard.py`) finds no difference that changes the answer (numbers, entities, negation, antonyms,
-swapped roles). Up to `GATEHOUSE_CACHE_CANDIDATES` nearest entries are tried, most similar first.
+swapped roles); a difference in plain content words can still be overturned by the guard's second stage
+(words only added to a nearly identical prompt, or synonyms by word embeddings). Up to
+`GATEHOUSE_CACHE_CANDIDATES` nearest entries are tried, most similar first.
 
 Text the model cannot represent (more than `MAX_UNKNOWN_SHARE` of its tokens are [UNK], e.g. Chinese or
 Japanese: MiniLM's vocabulary lacks their characters, so different questions embed identically) is matched
@@ -21,8 +23,8 @@ from typing import Any, Literal
 import orjson
 
 from gateway.cache import store
-from gateway.cache.embedding import Embedding, embed_async
-from gateway.cache.guard import guard_check
+from gateway.cache.embedding import Embedding, embed_async, embed_many_async
+from gateway.cache.guard import GuardVerdict, addition_allowed, guard_check, synonyms_cover
 from gateway.cache.keys import CacheKey
 from gateway.cache.policy import CachePolicy
 from gateway.cache.replay import completion_from_chunks
@@ -73,7 +75,7 @@ async def cache_lookup(schema: str, policy: CachePolicy, key: CacheKey, candidat
         if candidate.similarity < policy.threshold:
             break
         verdict = guard_check(key.prompt, candidate.prompt)
-        if not verdict.ok:
+        if not verdict.ok and not await _overturned(verdict, candidate.similarity):
             lookup.rejected = lookup.rejected or verdict.reason
             continue
         entry = await store.entry_by_id(schema, candidate.id)
@@ -81,6 +83,21 @@ async def cache_lookup(schema: str, policy: CachePolicy, key: CacheKey, candidat
             lookup.hit = Hit(entry, "hit-semantic", candidate.similarity)
             return lookup
     return lookup
+
+
+async def _overturned(verdict: GuardVerdict, similarity: float) -> bool:
+    """The guard's second stage, for changed content words it left open: words only added to a nearly
+    identical prompt, or each changed word replaced by a synonym (word embeddings, one batched call)."""
+    mine, theirs = verdict.unmatched
+    if not mine and not theirs:
+        return False
+    if addition_allowed(verdict.unmatched, similarity):
+        return True
+    if not mine or not theirs:
+        return False
+    words = list(dict.fromkeys([*mine, *theirs]))
+    vectors = {word: e.vector for word, e in zip(words, await embed_many_async(words), strict=True)}
+    return synonyms_cover(verdict.unmatched, vectors)
 
 
 def cache_hit_later(schema: str, hit: Hit) -> None:

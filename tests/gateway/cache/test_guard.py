@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import numpy as np
 import pytest
 
-from gateway.cache.guard import GuardVerdict, guard_check
+from gateway.cache.embedding import MiniLM
+from gateway.cache.guard import (
+    ADDITION_MIN_COSINE,
+    SYNONYM_MIN_COSINE,
+    GuardVerdict,
+    addition_allowed,
+    guard_check,
+    synonyms_cover,
+)
 
 
 @pytest.mark.parametrize(
@@ -37,7 +48,8 @@ def test_it_rejects_different_numbers(query: str, cached: str) -> None:
     ],
 )
 def test_it_rejects_different_entities_and_content_words(query: str, cached: str) -> None:
-    assert guard_check(query, cached) == GuardVerdict(ok=False, reason="content_words")
+    verdict = guard_check(query, cached)
+    assert (verdict.ok, verdict.reason) == (False, "content_words")
 
 
 @pytest.mark.parametrize(
@@ -127,3 +139,110 @@ def test_it_is_symmetric_on_a_swap() -> None:
     forward = guard_check("Is Canada bigger than India?", "Is India bigger than Canada?")
     backward = guard_check("Is India bigger than Canada?", "Is Canada bigger than India?")
     assert forward == backward == GuardVerdict(ok=False, reason="direction")
+
+
+def test_it_treats_weekdays_as_dates() -> None:
+    assert guard_check("What happened on Monday?", "What happened on Tuesday?").reason == "numbers"
+
+
+@pytest.mark.parametrize(
+    ("query", "cached", "unmatched"),
+    [
+        ("How do I buy a car?", "How do I purchase a car?", (("buy",), ("purchase",))),
+        ("what is the capital of france", "what is the capital of germany", (("france",), ("germany",))),
+        ("How do I learn Python today?", "How do I learn Python?", (("today",), ())),
+    ],
+)
+def test_it_hands_a_content_word_difference_to_the_second_stage(
+    query: str, cached: str, unmatched: tuple[tuple[str, ...], tuple[str, ...]]
+) -> None:
+    assert guard_check(query, cached) == GuardVerdict(ok=False, reason="content_words", unmatched=unmatched)
+
+
+@pytest.mark.parametrize(
+    ("query", "cached"),
+    [
+        ("What is the capital of France?", "What is the capital of Germany?"),  # names: final
+        ("Who is the CEO of Google?", "Who is the CEO of Microsoft?"),
+        ("How do I cook rice, beans, corn and peas?", "How do I cook pasta, lentils, oats and kale?"),
+    ],
+)
+def test_it_makes_name_and_large_differences_final(query: str, cached: str) -> None:
+    assert guard_check(query, cached) == GuardVerdict(ok=False, reason="content_words")
+
+
+def test_it_allows_an_addition_only_at_a_very_high_cosine() -> None:
+    assert addition_allowed((("today",), ()), ADDITION_MIN_COSINE)
+    assert addition_allowed(((), ("exactly",)), 0.99)
+    assert not addition_allowed((("winter",), ()), ADDITION_MIN_COSINE - 0.01)
+    assert not addition_allowed((("dog",), ("cat",)), 0.99)  # a substitution is for synonyms_cover
+    assert not addition_allowed(((), ()), 0.99)
+
+
+@pytest.fixture(scope="module")
+def embed_words() -> Callable[[list[str]], dict[str, np.ndarray]]:
+    model = MiniLM()
+
+    def embed(words: list[str]) -> dict[str, np.ndarray]:
+        return {word: embedding.vector for word, embedding in zip(words, model.embed(words), strict=True)}
+
+    return embed
+
+
+def _second_stage(query: str, cached: str, embed: Callable[[list[str]], dict[str, np.ndarray]]) -> bool:
+    """The caller's flow: the guard, then the synonym check on the unmatched words."""
+    verdict = guard_check(query, cached)
+    if verdict.ok or verdict.unmatched == ((), ()):
+        return verdict.ok
+    return synonyms_cover(verdict.unmatched, embed([*verdict.unmatched[0], *verdict.unmatched[1]]))
+
+
+@pytest.mark.parametrize(
+    ("query", "cached"),
+    [
+        ("How do I buy a car?", "How do I purchase a car?"),
+        ("How can I get a job quickly?", "How can I get a job fast?"),
+        ("What is the best movie of all time?", "What is the best film of all time?"),
+        ("How do I insure my car?", "How do I insure my vehicle?"),
+        ("When did the universe begin?", "When did the universe start?"),
+        ("How do I recover deleted mails?", "How do I recover deleted emails?"),
+        ("Why is math so hard?", "Why is mathematics so difficult?"),
+    ],
+)
+def test_synonyms_cover_accepts_synonyms(
+    query: str, cached: str, embed_words: Callable[[list[str]], dict[str, np.ndarray]]
+) -> None:
+    assert _second_stage(query, cached, embed_words)
+
+
+@pytest.mark.parametrize(
+    ("query", "cached"),
+    [
+        ("what is the capital of france", "what is the capital of germany"),
+        ("who is the ceo of apple", "who is the ceo of microsoft"),
+        ("How do I train my dog?", "How do I train my cat?"),
+        ("What is the weather in Paris in summer?", "What is the weather in Paris in winter?"),
+        ("how do i learn python", "how do i learn java"),
+        ("Should I buy an iphone?", "Should I buy an android?"),
+        ("How do I surprise my husband?", "How do I surprise my wife?"),
+        ("is it cheaper to live in the uk", "is it cheaper to live in the usa"),
+        ("Is coffee healthier than tea?", "Is tea healthier than coffee?"),
+        ("How do I make pizza dough?", "How do I make bread dough?"),
+        ("What is the population of Tokyo?", "What is the population of Tokyo in winter?"),
+    ],
+)
+def test_synonyms_cover_rejects_co_hyponyms_and_entities(
+    query: str, cached: str, embed_words: Callable[[list[str]], dict[str, np.ndarray]]
+) -> None:
+    assert not _second_stage(query, cached, embed_words)
+
+
+def test_synonyms_cover_needs_a_counterpart_for_every_word_on_both_sides() -> None:
+    close = np.array([1.0, 0.0], dtype=np.float32)
+    near = np.array([SYNONYM_MIN_COSINE, (1 - SYNONYM_MIN_COSINE**2) ** 0.5], dtype=np.float32)
+    far = np.array([0.0, 1.0], dtype=np.float32)
+    vectors = {"a": close, "b": near, "c": far}
+    assert synonyms_cover((("a",), ("b",)), vectors)
+    assert not synonyms_cover((("a", "c"), ("b",)), vectors)
+    assert not synonyms_cover((("a",), ("b", "c")), vectors)
+    assert not synonyms_cover((("a",), ()), vectors)
