@@ -102,7 +102,7 @@ async def _overturned(verdict: GuardVerdict, similarity: float) -> bool:
 
 def cache_hit_later(schema: str, hit: Hit) -> None:
     """Count the hit (last hit, hit count: eviction keeps popular entries) after the response."""
-    store.later(store.entry_hit(schema, hit.entry.id), "hit count")
+    store.hit_count_later(schema, hit.entry.id)
 
 
 @dataclass(frozen=True, slots=True)
