@@ -227,10 +227,16 @@ def gateway_hits(key: str, prompts: list[str]) -> dict[str, dict[str, float]]:
             except httpx.HTTPError:
                 time.sleep(0.1)
         headers = {"authorization": f"Bearer {key}"}
-        results: dict[str, list[float]] = {"hit-exact": [], "hit-semantic": []}
+        results: dict[str, list[float]] = {"hit-exact": [], "hit-semantic": [], "models": []}
         with httpx.Client(base_url=url, headers=headers, timeout=30) as client:
             for prompt in prompts[:20]:  # warm-up
                 client.post("/v1/chat/completions", json=body_of(prompt))
+            for (
+                _
+            ) in prompts:  # the floor: the same client, an authenticated request with no cache or upstream
+                started = time.perf_counter()
+                client.get("/v1/models")
+                results["models"].append(time.perf_counter() - started)
             for prompt in prompts:
                 for variant in (prompt, prompt.swapcase()):
                     started = time.perf_counter()
