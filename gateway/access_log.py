@@ -32,6 +32,8 @@ def access_log(event: UsageEvent) -> None:
         attempts=len(event.attempts),
         fallbacks=event.fallback_count,
         disconnected=event.client_disconnected,
+        cache=event.cache_status,
+        similarity=event.cache_similarity,
     )
 
 

@@ -39,6 +39,9 @@ FALLBACKS = Counter(
 )
 TOKENS = Counter("gatehouse_tokens_total", "Tokens metered", ["model", "direction"])
 COST = Counter("gatehouse_provider_cost_usd_total", "Provider cost (float, for dashboards only)", ["model"])
+CACHE_SAVING = Counter(
+    "gatehouse_cache_saving_usd_total", "Provider cost avoided by cache hits (float, dashboards)", ["model"]
+)
 CIRCUIT = Gauge(
     "gatehouse_circuit_state", "0 closed, 1 half-open, 2 open", ["model"], multiprocess_mode="max"
 )
@@ -61,6 +64,8 @@ def metrics_record(event: UsageEvent) -> None:
         TOKENS.labels(model, "input").inc(event.input_tokens)
         TOKENS.labels(model, "output").inc(event.output_tokens)
         COST.labels(model).inc(float(event.provider_cost))
+    if event.cache_saving:
+        CACHE_SAVING.labels(model).inc(float(event.cache_saving))
 
 
 def circuit_record(states: dict[str, str]) -> None:

@@ -63,6 +63,10 @@ start() {
     echo "postgres: already running on 127.0.0.1:$PORT"
     return 0
   fi
+  if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+    echo "postgres: port $PORT is taken by another server (another checkout's? stop it, or set GATEHOUSE_PG_PORT)" >&2
+    return 1
+  fi
   if [ ! -f "$PGDATA/PG_VERSION" ]; then
     echo "postgres: initialising $PGDATA"
     as_pg "$BIN/initdb" -D "$PGDATA" -U postgres --auth=trust --encoding=UTF8 --locale=C.UTF-8 >/dev/null

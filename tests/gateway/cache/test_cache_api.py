@@ -384,3 +384,17 @@ def test_eviction_drops_expired_entries_then_the_least_hit_beyond_the_maximum(
         CacheEntry.objects.update(expires_at=CacheEntry.objects.first().created_at)  # type: ignore[union-attr]
     assert cache_evict(tenant=caches.a.tenant) == 2
     assert caches.a.entries() == []
+
+
+def test_hits_and_their_saving_show_in_the_metrics(gateway: str, caches: CacheTenants) -> None:
+    body = ask(unique("Summarise photosynthesis"))
+    miss_then_store(gateway, caches.a, body)
+    assert chat(gateway, caches.a.key, body).headers["x-gatehouse-cache"] == "hit-exact"
+
+    metrics = httpx.get(f"{gateway}/metrics", timeout=10).text
+
+    hits = [line for line in metrics.splitlines() if line.startswith("gatehouse_requests_total{")]
+    assert any('cache="hit-exact"' in line and 'model="sim/fast"' in line for line in hits)
+    saving = [line for line in metrics.splitlines() if line.startswith("gatehouse_cache_saving_usd_total{")]
+    assert saving
+    assert float(saving[0].rsplit(" ", 1)[1]) > 0
