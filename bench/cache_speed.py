@@ -198,6 +198,43 @@ def ms(samples: list[float]) -> dict[str, float]:
     return {k: (v * 1000 if k != "n" else v) for k, v in summary(samples).items()}
 
 
+WRK_SCRIPT = """
+wrk.method = os.getenv("WRK_METHOD")
+wrk.body = os.getenv("WRK_BODY")
+wrk.headers["content-type"] = "application/json"
+wrk.headers["authorization"] = "Bearer " .. os.getenv("WRK_KEY")
+done = function(summary, latency, requests)
+  io.write(string.format("WRK %d %d %.1f %.1f %.1f\\n", summary.requests, summary.errors.status,
+    latency:percentile(50), latency:percentile(95), latency:percentile(99)))
+end
+"""
+
+
+def wrk(url: str, key: str, method: str, body: dict[str, Any] | None) -> dict[str, float]:
+    """One connection, 5 s, the same request again and again: wrk's own overhead is ~0.05 ms, httpx's ~0.5."""
+    script = ROOT / "bench" / "results" / "cache-speed.lua"
+    script.write_text(WRK_SCRIPT)
+    path = "/v1/chat/completions" if method == "POST" else "/v1/models"
+    env = {**os.environ, "WRK_METHOD": method, "WRK_BODY": json.dumps(body) if body else "", "WRK_KEY": key}
+    out = subprocess.run(  # noqa: S603
+        ["wrk", "-t1", "-c1", "-d5s", "-s", str(script), url + path],  # noqa: S607
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    _, requests, errors, p50, p95, p99 = next(
+        line for line in out.splitlines() if line.startswith("WRK")
+    ).split()
+    return {
+        "p50": float(p50) / 1000,
+        "p95": float(p95) / 1000,
+        "p99": float(p99) / 1000,
+        "n": float(requests),
+        "non_2xx": float(errors),
+    }
+
+
 def gateway_hits(key: str, prompts: list[str]) -> dict[str, dict[str, float]]:
     argv = [
         sys.executable,
@@ -228,6 +265,7 @@ def gateway_hits(key: str, prompts: list[str]) -> dict[str, dict[str, float]]:
                 time.sleep(0.1)
         headers = {"authorization": f"Bearer {key}"}
         results: dict[str, list[float]] = {"hit-exact": [], "hit-semantic": [], "models": []}
+        semantic = ""  # a prompt that is a semantic hit, for wrk
         with httpx.Client(base_url=url, headers=headers, timeout=30) as client:
             for prompt in prompts[:20]:  # warm-up
                 client.post("/v1/chat/completions", json=body_of(prompt))
@@ -245,7 +283,16 @@ def gateway_hits(key: str, prompts: list[str]) -> dict[str, dict[str, float]]:
                     status = response.headers.get("x-gatehouse-cache", "")
                     if status in results:
                         results[status].append(elapsed)
-        return {status: ms(samples) for status, samples in results.items() if samples}
+                    if status == "hit-semantic":
+                        semantic = semantic or variant
+        out = {status: ms(samples) for status, samples in results.items() if samples}
+        for name, request in (
+            ("wrk hit-exact", ("POST", body_of(prompts[0]))),
+            ("wrk hit-semantic", ("POST", body_of(semantic))),
+            ("wrk models", ("GET", None)),
+        ):
+            out[name] = wrk(url, key, *request)
+        return out
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(10)
