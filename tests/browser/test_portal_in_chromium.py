@@ -1,15 +1,20 @@
 """The portal in a real headless Chromium against the real ASGI server: sign up, land in the portal,
-create an API key that is shown once, and be refused on another tenant's host."""
+create an API key that is shown once, be refused on another tenant's host, tune the response cache."""
 
 from __future__ import annotations
 
 import re
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from django.db import connection
+from django_tenants.utils import schema_context
 from playwright.sync_api import Page, expect
+from pytest_django import DjangoDbBlocker
 
+from gateway.models import CacheSettings
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.browser
@@ -58,3 +63,41 @@ def test_an_acme_member_is_refused_on_globex(live_server_url: str, page: Page) -
     expect(page.get_by_text("This account is not a member of Globex.")).to_be_visible()
     page.goto(f"http://globex.localhost:{port}/keys/")
     expect(page).to_have_url(re.compile(r"/login/\?next=/keys/$"))
+
+
+def test_an_owner_tunes_the_cache(
+    live_server_url: str, page: Page, artifacts_dir: Path, django_db_blocker: DjangoDbBlocker
+) -> None:
+    port = live_server_url.rsplit(":", 1)[1]
+    page.goto(f"http://globex.localhost:{port}/login/")
+    page.locator("#id_username").fill("charlie@globex.test")
+    page.locator("#id_password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+
+    try:
+        page.get_by_role("link", name="Cache").click()
+        expect(page.get_by_role("heading", name="Response cache")).to_be_visible()
+        page.get_by_label("Similarity threshold").fill("0.97")
+        page.get_by_label("Also answer similar (not only identical) prompts").uncheck()
+        page.get_by_role("button", name="Save").click()
+
+        expect(page.get_by_text("Cache settings saved.")).to_be_visible()
+        expect(page.get_by_label("Similarity threshold")).to_have_value("0.97")
+        expect(page.get_by_label("Also answer similar (not only identical) prompts")).not_to_be_checked()
+        page.screenshot(path=str(artifacts_dir / "portal-cache.png"), full_page=True)
+        threshold = page.get_by_label("Similarity threshold")
+        threshold.fill("0.3")
+        page.get_by_role("button", name="Save").click()
+        assert threshold.evaluate("e => e.validity.rangeUnderflow")  # the browser refuses to submit it
+    finally:
+        with django_db_blocker.unblock(), ThreadPoolExecutor(1) as thread:  # Playwright's loop runs here
+            thread.submit(_cache_settings_reset, "t_globex").result()
+
+
+def _cache_settings_reset(schema: str) -> None:
+    """Back to the deployment defaults, for the other tests."""
+    try:
+        with schema_context(schema):
+            CacheSettings.objects.all().delete()
+    finally:
+        connection.close()  # this thread's own connection: the test database is dropped at the end
