@@ -64,7 +64,8 @@ _SSN = re.compile(r"(?<![\d-])(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?
 _IPV4 = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?!\.?\d)")
 _IPV6 = re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])")
 _PHONE = re.compile(
-    r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{2,5}(?:[ .-]?\d{2,5}){1,4}(?![\w])"
+    r"(?<![\w+])(?:\+\d{7,14}(?!\w)"  # +4930123456
+    r"|(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{2,5}(?:[ .-]\d{2,5}){1,4}(?!\w))"  # +1 (415) 555-2671
 )
 _SSN_SHAPE = re.compile(r"\d{3}-\d{2}-\d{4}")
 _DATE = re.compile(r"\d{4}[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./]\d{2,4}")
@@ -102,7 +103,7 @@ def _ip(text: str) -> bool:
 
 
 def _phone(text: str) -> bool:
-    digits = sum(char.isdigit() for char in text)
+    digits = sum(map(str.isdigit, text))
     if not 8 <= digits <= 15 or _DATE.fullmatch(text) or _SSN_SHAPE.fullmatch(text):
         return False
     # A bare run of digits is a number, not a phone, unless it is written as an international one.
@@ -130,11 +131,14 @@ def pii_find(text: str, categories: frozenset[str] | None = None) -> list[Findin
         _collect(found, "email", _EMAIL, None, text, 0, len(text))
     if "iban" in wanted:
         _collect(found, "iban", _IBAN, _iban, text, 0, len(text))
-    spans = [m.span() for m in _NUMERIC.finditer(text)]
-    for category, pattern, check in _NUMERIC_DETECTORS:
-        if category in wanted:
-            for start, end in spans:
-                _collect(found, category, pattern, check, text, start, end)
+    early = list(found)  # few: secrets, e-mails, IBANs; numeric findings are checked per span
+    for start, end in (m.span() for m in _NUMERIC.finditer(text)):
+        local = [f for f in early if f.start < end and start < f.end]
+        for category, pattern, check in _NUMERIC_DETECTORS:
+            if category in wanted:
+                before = len(local)
+                _collect(local, category, pattern, check, text, start, end)
+                found.extend(local[before:])
     if "ip" in wanted and text.count(":") >= 2:
         _collect(found, "ip", _IPV6, _ip, text, 0, len(text))
     return sorted(found, key=lambda f: f.start)
