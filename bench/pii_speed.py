@@ -14,8 +14,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gateway.pii.detect import CATEGORIES  # noqa: E402
-from gateway.pii.redact import Redactor  # noqa: E402
+from gateway.pii.detect import CATEGORIES
+from gateway.pii.redact import Redactor
 
 PROSE = (
     "Our quarterly review covers onboarding, the support backlog and the migration plan. The team agreed to "
@@ -24,7 +24,8 @@ PROSE = (
 )
 PII = (
     "Contact Jane at jane.doe@example.com or +44 20 7946 0958; card 4111 1111 1111 1111, IBAN "
-    "DE89 3704 0044 0532 0130 00, SSN 078-05-1120, server 192.168.10.254, key sk-proj-a1B2c3D4e5F6g7H8i9J0kLmN. "
+    "DE89 3704 0044 0532 0130 00, SSN 078-05-1120, server 192.168.10.254, "
+    "key sk-proj-a1B2c3D4e5F6g7H8i9J0kLmN. "
 )
 
 

@@ -129,7 +129,7 @@ class CacheSettings(models.Model):
 
     enabled = models.BooleanField(default=True)
     semantic = models.BooleanField(default=True, help_text="Also answer similar prompts, not only identical")
-    threshold = models.FloatField(default=0.94, help_text="Minimum cosine similarity of a semantic hit")
+    threshold = models.FloatField(default=0.92, help_text="Minimum cosine similarity of a semantic hit")
     ttl_seconds = models.PositiveIntegerField(default=3600)
     max_entries = models.PositiveIntegerField(default=10_000)
     max_temperature = models.FloatField(

@@ -257,7 +257,7 @@ GATEHOUSE_STATE_CACHE_SECONDS = env_float("GATEHOUSE_STATE_CACHE_SECONDS", 0.5)
 GATEHOUSE_CACHE_DEFAULTS: dict[str, Any] = {
     "enabled": env_bool("GATEHOUSE_CACHE_ENABLED", True),
     "semantic": True,
-    "threshold": env_float("GATEHOUSE_CACHE_THRESHOLD", 0.94),
+    "threshold": env_float("GATEHOUSE_CACHE_THRESHOLD", 0.92),
     "ttl_seconds": 3600,
     "max_entries": 10_000,
     "max_temperature": 1.0,

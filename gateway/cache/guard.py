@@ -13,13 +13,23 @@ parsed, as parses are cached), and rejects with a reason:
 - "negation": the prompts carry a different count of negations (not, no, never, n't, without, ...); the
   framing "or not", "why or why not", "if not" does not count.
 - "antonym": a word in one prompt has its opposite in the other, from a small hand-written list of general
-  pairs (best/worst, buy/sell, before/after, ...) or by a negating prefix (legal/illegal).
+  pairs (best/worst, buy/sell, before/after, ...) or by a negating prefix (legal/illegal); or one prompt
+  asks for both of a pair and the other for one ("advantages" / "advantages and disadvantages").
 - "direction": two shared content words swap roles, a role being the preposition that governs the word
   ("from A to B" / "from B to A", "A better than B" / "B better than A"). "A and B" inherits A's role, so
-  "between A and B" / "between B and A" passes.
+  "between A and B" / "between B and A" passes. Also a swap of negation scope ("A and not B" / "B and not
+  A") or of emphasis (a mention moves from one shared word to another: "a war between A and B: how can A
+  win?" / "... how can B win?").
 - "question": the prompts ask for a different kind of answer: why, who, when, where, how much / many / long
   / old / often / far. "what", "which" and "how" are interchangeable framing ("what is the best way to X" /
-  "how do I X").
+  "how do I X"). "What does X do?" (a function) against a prompt with no such question ("What is X?").
+- "tense": the first auxiliary is past (did, had) in one prompt and not in the other: "How did you
+  become a pilot?" / "How do you become a pilot?" asks for an experience, not a method. Modality is not
+  compared: can/do/should/will are paraphrases in how-to questions far more often than not ("How should I
+  prepare for X?" / "How do I prepare for X?"), and the copula shifts freely ("Was / Is Stalin a hero?").
+- "reference": third-person pronouns differ in gender or number ("tell my crush I like him" / "... her";
+  "his/her", "he or she" are neutral), or a demonstrative in number ("this symbol" / "these symbols").
+  First and second person are interchangeable (the generic "you" of "how do you X" is "I").
 - "content_words": a content word (not a stopword or question framing, after lowercasing and light suffix
   stemming) is in one prompt only. Names, objects and qualifiers decide the answer. Near-identical
   derivations ("programmer" / "programming") and typos (one letter added, dropped or swapped in a long word)
@@ -44,9 +54,9 @@ It is left empty, and the rejection is final, when an unmatched word is written 
   Word cosine says nothing here (an added word close to a word of the other prompt is as often a different
   question as not), so the sentence cosine is the only test.
 
-Case, punctuation, stopwords, question framing ("how can I", "what are some", "can you explain") and
-inflection ("learning" / "learns") are allowed to differ. The lists are general English, not tuned to a
-data set.
+Case, punctuation, stopwords, question framing ("how can I", "what are some", "can you explain"), modal
+auxiliaries and inflection ("learning" / "learns") are allowed to differ. The lists are general English, not
+tuned to a data set.
 """
 
 from __future__ import annotations
@@ -85,6 +95,25 @@ _NEGATED_CONTRACTIONS: Final = {
     **{f"{auxiliary}nt": auxiliary for auxiliary in _AUXILIARIES},
     "can't": "can", "cant": "can", "cannot": "can", "won't": "will", "wont": "will", "shan't": "shall",
 }  # fmt: skip
+# Contracted auxiliaries become tokens of their own; "'s" only after words it cannot mark a possessive of.
+_CONTRACTED: Final = {"ll": "will", "re": "are", "ve": "have", "m": "am"}
+_IS_CONTRACTED_AFTER: Final = frozenset(
+    {
+        "what",
+        "who",
+        "where",
+        "when",
+        "why",
+        "how",
+        "which",
+        "it",
+        "he",
+        "she",
+        "that",
+        "there",
+        "here",
+    }
+)
 _THOUSANDS_SEPARATOR: Final = re.compile(r"(?<=\d),(?=\d{3}\b)")
 
 # fmt: off
@@ -135,6 +164,23 @@ _DETERMINERS: Final = frozenset({
 _QUESTION_WORDS: Final = {"why": "why", "who": "who", "whom": "who", "whose": "who", "when": "when",
                           "where": "where"}
 _HOW_QUANTITY: Final = frozenset({"much", "many", "long", "old", "often", "far"})
+_DO: Final = frozenset({"do", "does", "did"})
+_ADVICE_SUBJECTS: Final = frozenset({"i", "you", "we"})  # "What do I do?" asks for advice, not a function
+_PRONOUN_SUBJECTS: Final = frozenset({"they", "it", "he", "she", "one"})
+# The first auxiliary dates the question: "did"/"had" ask about a past event, everything else does not.
+# "was"/"were" are left out: a copula shifts freely with the subject ("Was/Is Stalin a hero?").
+_TENSE: Final = {
+    **dict.fromkeys(("did", "had"), "past"),
+    **dict.fromkeys(("do", "does", "am", "is", "are", "was", "were", "has", "have", "can", "could", "may",
+                     "might", "should", "ought", "must", "will", "would", "shall"), "nonpast"),
+}  # fmt: skip
+_THIRD_PERSON: Final = {
+    **dict.fromkeys(("he", "him", "his", "himself"), "he"),
+    **dict.fromkeys(("she", "her", "hers", "herself"), "she"),
+    **dict.fromkeys(("they", "them", "their", "theirs", "themselves"), "they"),
+}
+_DEMONSTRATIVES: Final = {"this": "singular", "these": "plural", "those": "plural"}  # "that": mostly relative
+_NEGATION_SCOPE_ENDS: Final = frozenset({"but"})
 _IRREGULAR: Final = {
     "men": "man", "women": "woman", "children": "child", "people": "person", "feet": "foot",
     "teeth": "tooth", "mice": "mouse", "made": "make", "bought": "buy", "sold": "sell", "took": "take",
@@ -238,6 +284,12 @@ class _Parsed:
     names: frozenset[str]  # content stems written like names ("France", "NASA")
     roles: Mapping[str, str]  # content stem -> governing preposition at its first occurrence ("" = none)
     surface: Mapping[str, str]  # content stem -> the word as first written, lowercased
+    counts: Mapping[str, int]  # content stem -> mentions
+    negated: frozenset[str]  # content stems after a negation in their sentence
+    tense: str  # of the first auxiliary: "past", "nonpast" or "" (none)
+    function: str  # "What does X do?": "named" X, "pronoun" ("what does it do?") or "" (no such question)
+    pronouns: frozenset[str]  # third-person pronouns by gender / number: "he", "she", "they"
+    demonstratives: frozenset[str]  # "singular" (this), "plural" (these, those)
 
 
 def _tokens(text: str) -> list[tuple[str, bool, bool]]:
@@ -257,9 +309,13 @@ def _tokens(text: str) -> list[tuple[str, bool, bool]]:
         if lowered in _NEGATED_CONTRACTIONS:
             tokens += ((_NEGATED_CONTRACTIONS[lowered], False, sentence_start), ("not", False, False))
         else:
-            lowered = lowered.partition("'")[0]
+            lowered, _, suffix = lowered.partition("'")
             titled = token[0].isupper() and not sentence_start and lowered not in _STOPWORDS
             tokens.append((lowered, acronym or titled, sentence_start))
+            if suffix == "s" and lowered in _IS_CONTRACTED_AFTER:
+                tokens.append(("is", False, False))
+            elif suffix in _CONTRACTED:
+                tokens.append((_CONTRACTED[suffix], False, False))
         sentence_start = False
     if shouted * 2 > len(tokens):  # ALL-CAPS text says nothing about names
         return [(token, False, starts) for token, _, starts in tokens]
@@ -275,21 +331,31 @@ def _parse(text: str) -> _Parsed:
     roles: dict[str, str] = {}
     surface: dict[str, str] = {}
     names: set[str] = set()
+    counts: dict[str, int] = {}
+    negated: set[str] = set()
+    in_negation = False  # after a negation, until the end of the sentence or a "but"
+    tense = ""
+    function = ""
     negations = 0
     role = ""  # preposition governing the next content word
     last_role = ""  # role of the latest content word, inherited through "and"/"or"
     for i, (token, name, starts) in enumerate(tokens):
         kind = "number" if not token.isalpha() else _KINDS.get(token, "")
+        in_negation = in_negation and not starts and token not in _NEGATION_SCOPE_ENDS
+        tense = tense or _TENSE.get(token, "")
         if kind == "number":
             numbers.append(_NUMBER_WORDS.get(token) or _THOUSANDS_SEPARATOR.sub("", token))
             role = ""
             continue
         if kind == "negation" and not _is_framing_negation(tokens, i):
             negations += 1
+            in_negation = True
         elif starts and token in _QUESTION_WORDS and _opens_question(tokens, i):
             asks.add(_QUESTION_WORDS[token])
         elif token in _HOW_QUANTITY and i and tokens[i - 1][0] == "how" and tokens[i - 1][2]:
             asks.add(f"how {token}")
+        elif not function:
+            function = _asks_function(tokens, i)
         stem = _stem(token)
         stems.add(stem)
         if name and kind != "negation":
@@ -305,6 +371,9 @@ def _parse(text: str) -> _Parsed:
         else:
             roles.setdefault(stem, role)
             surface.setdefault(stem, token)
+            counts[stem] = counts.get(stem, 0) + 1
+            if in_negation:
+                negated.add(stem)
             last_role, role = role, ""
             if name:
                 names.add(stem)
@@ -317,6 +386,12 @@ def _parse(text: str) -> _Parsed:
         names=frozenset(names),
         roles=roles,
         surface=surface,
+        counts=counts,
+        negated=frozenset(negated),
+        tense=tense,
+        function=function,
+        pronouns=_pronouns([token for token, _, _ in tokens]),
+        demonstratives=frozenset(_DEMONSTRATIVES[word] for word, _, _ in tokens if word in _DEMONSTRATIVES),
     )
 
 
@@ -324,6 +399,35 @@ def _opens_question(tokens: list[tuple[str, bool, bool]], i: int) -> bool:
     """A question word that opens a sentence of its own; a tacked-on "Why?" or "why or why not?" does not."""
     following = tokens[i + 1] if i + 1 < len(tokens) else ("", False, True)
     return not following[2] and following[0] != "or"
+
+
+def _asks_function(tokens: list[tuple[str, bool, bool]], i: int) -> str:
+    """ "What does a barometer do?" (at tokens[i]) asks for a function, not a definition ("What is a
+    barometer?"): "named", or "pronoun" for "what do they do?" (referring back to a thing named elsewhere)."""
+    if tokens[i][0] != "what" or not (tokens[i][2] or tokens[i - 1][0] == "and"):
+        return ""
+    j = i + 1
+    if j + 1 < len(tokens) and tokens[j][0] not in _DO and tokens[j + 1][0] in _DO:
+        j += 1  # "what exactly does"
+    end = j + 1
+    while end < len(tokens) and not tokens[end][2]:
+        end += 1
+    if j >= len(tokens) or tokens[j][0] not in _DO or end - j <= 2 or tokens[end - 1][0] != "do":
+        return ""
+    subject = tokens[j + 1][0]
+    return "" if subject in _ADVICE_SUBJECTS else "pronoun" if subject in _PRONOUN_SUBJECTS else "named"
+
+
+def _pronouns(tokens: list[str]) -> frozenset[str]:
+    """Third-person pronouns by gender / number; "his/her", "he or she" are neutral and left out."""
+    kinds = [_THIRD_PERSON.get(token, "") for token in tokens]
+    paired: set[int] = set()
+    for i, kind in enumerate(kinds):
+        if kind in ("he", "she"):
+            j = i + 2 if i + 2 < len(tokens) and tokens[i + 1] in ("or", "and") else i + 1
+            if j < len(tokens) and kinds[j] in ("he", "she") and kinds[j] != kind:
+                paired.update((i, j))
+    return frozenset(kind for i, kind in enumerate(kinds) if kind and i not in paired)
 
 
 def _is_framing_negation(tokens: list[tuple[str, bool, bool]], i: int) -> bool:
@@ -334,7 +438,10 @@ def _is_framing_negation(tokens: list[tuple[str, bool, bool]], i: int) -> bool:
 
 def _has_antonym(mine: frozenset[str], theirs: frozenset[str]) -> bool:
     for word in mine - theirs:
-        if not _ANTONYMS.get(word, frozenset()).isdisjoint(theirs - mine):
+        opposites = _ANTONYMS.get(word, frozenset())
+        if not opposites.isdisjoint(theirs - mine):
+            return True
+        if not opposites.isdisjoint(mine & theirs):  # "pros" / "pros and cons": one side asks for both
             return True
         if word.startswith(_NEGATING_PREFIXES):
             for prefix in _NEGATING_PREFIXES:
@@ -351,7 +458,12 @@ def _swapped(query: _Parsed, cached: _Parsed) -> bool:
             a, b = query.roles[first], query.roles[second]
             if a != b and cached.roles[first] == b and cached.roles[second] == a:
                 return True
-    return False
+    common = frozenset(shared)
+    negated, other_negated = query.negated & common, cached.negated & common
+    if negated - other_negated and other_negated - negated:  # "X and not Y" / "Y and not X"
+        return True
+    more = [query.counts[word] - cached.counts[word] for word in shared]
+    return max(more, default=0) > 0 > min(more, default=0)  # a mention moved from one word to another
 
 
 def _near(word: str, other: str) -> bool:
@@ -410,8 +522,8 @@ def guard_check(query: str, cached: str) -> GuardVerdict:
     """Decide whether the answer cached for `cached` may be served for `query`, already known to be close.
 
     Returns `ALLOWED`, or a rejecting verdict whose reason is "numbers", "negation", "antonym", "direction",
-    "question" or "content_words" (see the module docstring). A "content_words" verdict with a non-empty
-    `unmatched` may still be overturned by `addition_allowed` or `synonyms_cover`.
+    "question", "tense", "reference" or "content_words" (see the module docstring). A "content_words" verdict
+    with a non-empty `unmatched` may still be overturned by `addition_allowed` or `synonyms_cover`.
     """
     q, c = _parse(query), _parse(cached)
     if q.numbers != c.numbers:
@@ -422,9 +534,17 @@ def guard_check(query: str, cached: str) -> GuardVerdict:
         return GuardVerdict(ok=False, reason="antonym")
     if _swapped(q, c):
         return GuardVerdict(ok=False, reason="direction")
-    if q.asks != c.asks:
+    if q.asks != c.asks or {q.function, c.function} == {"named", ""}:
         return GuardVerdict(ok=False, reason="question")
+    if q.tense and c.tense and q.tense != c.tense:
+        return GuardVerdict(ok=False, reason="tense")
+    if _differ(q.pronouns, c.pronouns) or _differ(q.demonstratives, c.demonstratives):
+        return GuardVerdict(ok=False, reason="reference")
     return _content_difference(q, c)
+
+
+def _differ(mine: frozenset[str], theirs: frozenset[str]) -> bool:
+    return bool(mine) and bool(theirs) and mine != theirs
 
 
 def synonyms_cover(

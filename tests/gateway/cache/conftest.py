@@ -23,7 +23,7 @@ from tests.gateway.api.conftest import gateway, keys, sim  # noqa: F401 (the liv
 DEFAULTS = {
     "enabled": True,
     "semantic": True,
-    "threshold": 0.94,
+    "threshold": 0.92,
     "ttl_seconds": 3600,
     "max_entries": 10_000,
     "max_temperature": 1.0,

@@ -113,6 +113,66 @@ def test_it_rejects_a_different_kind_of_question(query: str, cached: str) -> Non
 @pytest.mark.parametrize(
     ("query", "cached"),
     [
+        ("What are the pros of remote work?", "What are the pros and cons of remote work?"),
+        ("What is the worst movie of 2016?", "What are the best and worst movies of 2016?"),
+    ],
+)
+def test_it_rejects_asking_for_both_of_a_pair_against_one(query: str, cached: str) -> None:
+    assert guard_check(query, cached) == GuardVerdict(ok=False, reason="antonym")
+
+
+@pytest.mark.parametrize(
+    ("query", "cached"),
+    [
+        ("Which topics are physics and not chemistry?", "Which topics are chemistry and not physics?"),
+        ("In a war of elves and orcs, can the elves win?", "In a war of elves and orcs, can the orcs win?"),
+    ],
+)
+def test_it_rejects_swapped_negation_scope_and_emphasis(query: str, cached: str) -> None:
+    assert guard_check(query, cached) == GuardVerdict(ok=False, reason="direction")
+
+
+@pytest.mark.parametrize(
+    ("query", "cached"),
+    [
+        ("What is a barometer?", "What does a barometer do?"),
+        ("What is an internal combustion engine?", "What exactly does an internal combustion engine do?"),
+    ],
+)
+def test_it_rejects_a_function_question_against_a_definition(query: str, cached: str) -> None:
+    assert guard_check(query, cached) == GuardVerdict(ok=False, reason="question")
+
+
+@pytest.mark.parametrize(
+    ("query", "cached"),
+    [
+        ("How did you become a pilot?", "How do you become a pilot?"),
+        ("How did you overcome procrastination?", "How does one overcome procrastination?"),
+        ("How would you react if your parents refused?", "How did you react when your parents refused?"),
+        ("What did he say in the interview?", "What's he saying in the interview?"),
+        ("Had you heard of Bitcoin in 2010?", "Have you heard of Bitcoin in 2010?"),
+    ],
+)
+def test_it_rejects_a_past_event_against_a_present_question(query: str, cached: str) -> None:
+    assert guard_check(query, cached) == GuardVerdict(ok=False, reason="tense")
+
+
+@pytest.mark.parametrize(
+    ("query", "cached"),
+    [
+        ("Should I tell my crush I like him?", "Should I tell my crush I like her?"),
+        ("How do I know if she loves me?", "How do I know if they love me?"),
+        ("What does this symbol mean?", "What do these symbols mean?"),
+        ("What is this hairstyle called?", "What are those hairstyles called?"),
+    ],
+)
+def test_it_rejects_a_different_third_person_or_demonstrative(query: str, cached: str) -> None:
+    assert guard_check(query, cached) == GuardVerdict(ok=False, reason="reference")
+
+
+@pytest.mark.parametrize(
+    ("query", "cached"),
+    [
         ("What is the best way to learn Python?", "How do I learn Python?"),
         ("How can I learn programming?", "What are some ways of learning programming?"),
         ("How do I improve my English?", "how can i improve my english"),
@@ -129,6 +189,20 @@ def test_it_rejects_a_different_kind_of_question(query: str, cached: str) -> Non
         ("How do you cut a pipe?", "How do you cut pipes?"),
         ("What is the best restaurant in Berlin?", "What is the best resturant in Berlin?"),
         ("Who is the most overrated cricketer?", "Cricket: who is the most overrated cricketer?"),
+        # Modality, the copula's tense, I / you / one and neutral pronouns are framing.
+        ("How can I become a pilot?", "How do I become a pilot?"),
+        ("How should I prepare for the GRE?", "How do I prepare for the GRE?"),
+        ("What can I gift my husband?", "What could I gift my husband?"),
+        ("Will the universe expand forever?", "Would the universe expand forever?"),
+        ("Was Stalin a hero?", "Is Stalin a hero?"),
+        ("How do I start a business?", "How do you start a business?"),
+        ("How can a student improve his/her grades?", "How can a student improve their grades?"),
+        ("How does a student improve his or her grades?", "How does a student improve their grades?"),
+        ("What does a consultant do?", "What is a consultant and what do they do?"),
+        ("What exactly does an embedded engineer do?", "What does an embedded engineer do?"),
+        ("What do I do when I can't sleep?", "I can't sleep. What should I do?"),
+        ("Why do cats not like water?", "Why don't cats like water?"),
+        ("Is this phone good?", "Is the phone good?"),
     ],
 )
 def test_it_allows_paraphrases(query: str, cached: str) -> None:
