@@ -81,6 +81,9 @@ class RequestRecord(models.Model):
     stream = models.BooleanField(default=False)
     client_disconnected = models.BooleanField(default=False)
     cache_similarity = models.FloatField(null=True, blank=True, help_text="Cosine of a semantic hit")
+    pii_counts = models.JSONField(
+        default=dict, blank=True, help_text="Distinct values redacted per PII category (never the values)"
+    )
     cache_saving = models.DecimalField(
         max_digits=16, decimal_places=8, default=0, help_text="Provider cost a cache hit avoided"
     )
@@ -180,3 +183,17 @@ class CacheEntry(models.Model):
 
     def __str__(self) -> str:
         return self.prompt[:60]
+
+
+class PiiSettings(models.Model):
+    """This tenant's PII policy: one row (pk 1) over the deployment defaults (gateway.pii.policy)."""
+
+    actions = models.JSONField(default=dict, blank=True, help_text='Category -> "off", "redact" or "block"')
+    restore = models.BooleanField(default=True, help_text="Put the originals back into answers")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "PII settings"
+
+    def __str__(self) -> str:
+        return "PII settings"

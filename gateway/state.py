@@ -26,6 +26,7 @@ from gateway.cache.policy import CachePolicy, cache_policy_load
 from gateway.credentials import credentials_plain
 from gateway.invalidation import INVALIDATE_CHANNEL
 from gateway.keys import ApiKeyError, api_key_authenticate, key_hash, key_parse
+from gateway.pii.policy import PiiPolicy, pii_policy_load
 from gateway.routing import ModelInfo
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ class Principal:
     markup_percent: Decimal
     chains: Mapping[str, list[str]]  # the tenant's overrides, merged over the defaults
     cache: CachePolicy
+    pii: PiiPolicy = field(default_factory=PiiPolicy)
     credentials: Mapping[str, str] = field(default_factory=dict, repr=False)  # endpoint -> tenant's own key
 
     def can_call(self, model: ModelInfo) -> bool:
@@ -68,6 +70,7 @@ def _load_principal(raw_key: str) -> Principal:
     with schema_context(tenant.schema_name):
         overrides = {c.task_type: list(c.model_names) for c in FallbackChain.objects.all()}
         cache = cache_policy_load(tenant.plan.cache_hit_percent)
+        pii = pii_policy_load()
     expires = identity.api_key.expires_at
     return Principal(
         tenant_id=tenant.pk,
@@ -80,6 +83,7 @@ def _load_principal(raw_key: str) -> Principal:
         markup_percent=tenant.plan.markup_percent,
         chains={**settings.GATEHOUSE_DEFAULT_CHAINS, **overrides},
         cache=cache,
+        pii=pii,
         credentials=credentials_plain(tenant.schema_name),
     )
 

@@ -262,6 +262,21 @@ GATEHOUSE_CACHE_DEFAULTS: dict[str, Any] = {
     "max_entries": 10_000,
     "max_temperature": 1.0,
 }
+# PII policy of tenants that saved none of their own (gateway/pii/policy.py): secrets and card numbers are
+# redacted before anything leaves the process; a JSON object of category -> off / redact / block overrides.
+GATEHOUSE_PII_DEFAULTS: dict[str, Any] = {
+    "actions": {
+        "secret": "redact",
+        "card": "redact",
+        "email": "off",
+        "phone": "off",
+        "iban": "off",
+        "ssn": "off",
+        "ip": "off",
+        **env_json("GATEHOUSE_PII_DEFAULT_ACTIONS", {}),
+    },
+    "restore": True,
+}
 GATEHOUSE_CACHE_EMBEDDER = env_str("GATEHOUSE_CACHE_EMBEDDER", "local")
 GATEHOUSE_CACHE_EMBED_THREADS = env_int("GATEHOUSE_CACHE_EMBED_THREADS", 1)
 GATEHOUSE_CACHE_CANDIDATES = env_int("GATEHOUSE_CACHE_CANDIDATES", 5)

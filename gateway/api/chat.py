@@ -17,6 +17,8 @@ from gateway.cache.keys import cache_key
 from gateway.cache.replay import replay_body, replay_chunks
 from gateway.cache.service import Answer, Hit, Lookup, cache_hit_later, cache_lookup, cache_store_later
 from gateway.consumers import GatewayConsumer
+from gateway.pii.apply import StreamRestorer, completion_restore, pii_apply
+from gateway.pii.redact import Redactor
 from gateway.providers.base import JSON, ProviderError, StreamChunk, Usage
 from gateway.routing import ALIASES, Route, model_allowed, route
 from gateway.state import Principal, hot_state
@@ -33,6 +35,10 @@ DONE = b"data: [DONE]\n\n"
 
 class ChatCompletionsConsumer(GatewayConsumer):
     methods = ("POST",)
+    restorer: Redactor | None = None  # set per request when placeholders must be restored in the answer
+
+    def _restored(self, chunk_data: bytes, stream: StreamRestorer | None) -> bytes:
+        return chunk_data if stream is None else orjson.dumps(stream.chunk(orjson.loads(chunk_data)))
 
     async def respond(self, raw: bytes) -> None:
         principal = await self.authenticate()
@@ -41,6 +47,12 @@ class ChatCompletionsConsumer(GatewayConsumer):
             body = chat_request_parse(raw)
             meter.requested_model = body["model"]
             meter.stream = bool(body.get("stream"))
+            # Before anything else sees the text: routing, the cache, the provider, logs.
+            redactor = pii_apply(body, principal.pii)
+            if redactor is not None:
+                meter.pii_counts = dict(redactor.counts)
+                if principal.pii.restore and redactor.originals:
+                    self.restorer = redactor
             run = await self._route(body, principal, meter)
         except ApiError as error:
             meter.requested_model = meter.requested_model or _model_of(raw)
@@ -117,12 +129,18 @@ class ChatCompletionsConsumer(GatewayConsumer):
         if not meter.stream:
             await meter.emit(http_status=200, usage=usage)
             await self.start(200, self._headers(entry.served_model, b"application/json", hit))
-            await self.finish(orjson.dumps(replay_body(entry.body)))
+            answer = replay_body(entry.body)
+            if self.restorer is not None:
+                answer = completion_restore(answer, self.restorer)
+            await self.finish(orjson.dumps(answer))
         else:
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
             chunks = replay_chunks(entry.body, entry.chunks, include_usage=include_usage)
             await self.start(200, self._headers(entry.served_model, b"text/event-stream", hit) + SSE_HEADERS)
             meter.ttft_ms = int((time.perf_counter() - self.started) * 1000)
+            if self.restorer is not None:
+                restoring = StreamRestorer(self.restorer)
+                chunks = [restoring.chunk(chunk) if chunk["choices"] else chunk for chunk in chunks]
             await self.send_body(
                 b"".join(b"data: " + orjson.dumps(c) + b"\n\n" for c in chunks), more_body=True
             )
@@ -168,7 +186,10 @@ class ChatCompletionsConsumer(GatewayConsumer):
         usage = completion.usage or meter.estimate_usage(_answer_text(completion.body))
         await meter.emit(http_status=200, run=run, usage=usage)
         await self.start(200, self._headers(model.name, b"application/json"))
-        await self.finish(orjson.dumps(completion.body))
+        answer = (
+            completion.body if self.restorer is None else completion_restore(completion.body, self.restorer)
+        )
+        await self.finish(orjson.dumps(answer))
         if _complete_answer(completion.body):
             self._cache_store(meter, lookup, model.name, usage, body=completion.body, chunks_raw=None)
 
@@ -187,6 +208,7 @@ class ChatCompletionsConsumer(GatewayConsumer):
         await self.start(200, self._headers(model.name, b"text/event-stream") + SSE_HEADERS)
         delivered: list[str] = []
         kept: list[bytes] | None = [] if lookup is not None else None  # the chunks, for the cache
+        restoring = StreamRestorer(self.restorer) if self.restorer is not None else None
         finished = False
         usage: Usage | None = None
         chunk: StreamChunk | None = first
@@ -198,7 +220,8 @@ class ChatCompletionsConsumer(GatewayConsumer):
                     kept.append(chunk.data)
                 if not chunk.usage_only or include_usage:
                     delivered.append(chunk.text)
-                    await self.send_body(b"data: " + chunk.data + b"\n\n", more_body=True)
+                    data = chunk.data if chunk.usage_only else self._restored(chunk.data, restoring)
+                    await self.send_body(b"data: " + data + b"\n\n", more_body=True)
                 chunk = await anext(chunks, None)
         except ProviderError as error:
             await inference.stream_failed(run, model, error)

@@ -34,6 +34,7 @@ class UsageBuilder:
         self.ttft_ms: int | None = None
         self.emitted = False
         self.hit: Hit | None = None
+        self.pii_counts: dict[str, int] = {}
 
     def served(self, model: ModelInfo) -> None:
         self.model = model
@@ -91,6 +92,7 @@ class UsageBuilder:
             cache_status=hit.status if hit else "miss",
             cache_similarity=hit.similarity if hit else None,
             cache_saving=saving,
+            pii_counts=self.pii_counts,
             http_status=http_status,
             error_class=error_class,
             stream=self.stream,

@@ -50,6 +50,7 @@ class UsageEvent:
     attempts: tuple[Attempt, ...] = field(default_factory=tuple)
     cache_similarity: float | None = None  # cosine of a semantic hit (1.0 for an exact hit)
     cache_saving: Decimal = Decimal(0)  # the provider cost a cache hit avoided
+    pii_counts: dict[str, int] = field(default_factory=dict)  # distinct values redacted, per category
 
     @property
     def fallback_count(self) -> int:

@@ -113,4 +113,5 @@ def usage_event_record(event: UsageEvent, *, recorded_at: datetime) -> RequestRe
         client_disconnected=event.client_disconnected,
         cache_similarity=event.cache_similarity,
         cache_saving=event.cache_saving,
+        pii_counts=dict(event.pii_counts),
     )

@@ -37,6 +37,7 @@ def make_event(request_id: str, *, schema: str, tenant_id: int, **overrides: Any
         "cache_status": "hit-semantic",
         "cache_similarity": 0.9375,
         "cache_saving": Decimal("0.00111111"),
+        "pii_counts": {"email": 2, "card": 1},
         "http_status": 200,
         "error_class": "",
         "stream": True,

@@ -123,6 +123,7 @@ def test_an_emitted_event_is_stored_in_its_tenant_schema_with_every_field(
         "stream": True,
         "client_disconnected": True,
         "cache_similarity": 0.9375,
+        "pii_counts": {"email": 2, "card": 1},
         "cache_saving": Decimal("0.00111111"),
     }
     assert _request_ids(globex.schema_name, "req-") == []

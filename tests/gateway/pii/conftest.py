@@ -1,0 +1,3 @@
+"""The live gateway and simulator fixtures, for the PII tests."""
+
+from tests.gateway.api.conftest import gateway, keys, sim  # noqa: F401
