@@ -45,3 +45,25 @@ class CacheSettingsForm(forms.Form):
         label="Highest temperature cached",
         help_text="Requests asking for a higher temperature always go to a model.",
     )
+
+
+def pii_policy_form_class() -> type[forms.Form]:
+    """A form with one action per PII category, and the restore switch."""
+    from gateway.pii.detect import CATEGORIES
+    from gateway.pii.policy import ACTIONS
+
+    labels = {
+        "secret": "Secrets (API keys, tokens, private keys)",
+        "email": "E-mail addresses",
+        "iban": "IBANs",
+        "card": "Payment card numbers",
+        "ssn": "US social security numbers",
+        "ip": "IP addresses",
+        "phone": "Phone numbers",
+    }
+    fields: dict[str, forms.Field] = {
+        category: forms.ChoiceField(choices=[(a, a) for a in ACTIONS], label=labels[category])
+        for category in CATEGORIES
+    }
+    fields["restore"] = forms.BooleanField(required=False, label="Put the originals back into answers")
+    return type("PiiPolicyForm", (forms.Form,), fields)

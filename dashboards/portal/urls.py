@@ -15,4 +15,5 @@ urlpatterns = [
     path("routing/", views.routing, name="routing"),
     path("provider-keys/", views.provider_keys, name="provider_keys"),
     path("cache/", views.cache, name="cache"),
+    path("pii/", views.pii, name="pii"),
 ]

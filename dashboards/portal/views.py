@@ -13,7 +13,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from dashboards.portal.access import key_manager_required, member_required
-from dashboards.portal.forms import ApiKeyCreateForm, CacheSettingsForm
+from dashboards.portal.forms import ApiKeyCreateForm, CacheSettingsForm, pii_policy_form_class
 from dashboards.portal.selectors import usage_summary
 from gateway.cache.manage import cache_clear, cache_settings_get, cache_settings_set, cache_stats
 from gateway.catalog.models import CatalogModel
@@ -21,6 +21,7 @@ from gateway.chains import chain_set, chains_effective
 from gateway.credentials import credential_list, credential_set
 from gateway.keys import api_key_create, api_key_revoke
 from gateway.models import ApiKey
+from gateway.pii.manage import pii_policy_get, pii_settings_set
 from gateway.selectors import api_key_active_count
 from tenants.http import PortalRequest
 from tenants.selectors import membership_list_for_tenant
@@ -146,6 +147,27 @@ def cache(request: PortalRequest) -> HttpResponse:
         status = 400
     context = {"form": form, "stats": cache_stats(tenant=request.tenant)}
     return render(request, "portal/cache.html", context, status=status)
+
+
+@member_required
+def pii(request: PortalRequest) -> HttpResponse:
+    """The tenant's PII policy: per category off / redact / block; owners and admins may change it."""
+    form_class = pii_policy_form_class()
+    policy = pii_policy_get(tenant=request.tenant)
+    form = form_class(initial={**policy.actions, "restore": policy.restore})
+    status = 200
+    if request.method == "POST":
+        if not request.membership.can_manage_account:
+            return render(request, "errors/404.html", status=403)
+        form = form_class(request.POST)
+        if form.is_valid():
+            data = dict(form.cleaned_data)
+            restore = bool(data.pop("restore"))
+            pii_settings_set(tenant=request.tenant, actions=data, restore=restore)
+            messages.success(request, "PII policy saved.")
+            return redirect("portal:pii")
+        status = 400
+    return render(request, "portal/pii.html", {"form": form}, status=status)
 
 
 @member_required

@@ -9,7 +9,7 @@ from django_tenants.utils import schema_context
 from gateway.invalidation import invalidate_publish
 from gateway.models import PiiSettings
 from gateway.pii.detect import CATEGORIES
-from gateway.pii.policy import ACTIONS
+from gateway.pii.policy import ACTIONS, PiiPolicy, pii_policy_load
 from tenants.models import Tenant
 
 
@@ -28,3 +28,9 @@ def pii_settings_set(*, tenant: Tenant, actions: dict[str, str], restore: bool =
         row, _ = PiiSettings.objects.update_or_create(pk=1, defaults={"actions": actions, "restore": restore})
         transaction.on_commit(lambda: invalidate_publish(f"tenant:{tenant_id}"))
     return row
+
+
+def pii_policy_get(*, tenant: Tenant) -> PiiPolicy:
+    """The tenant's policy in force (its own actions over the deployment defaults)."""
+    with schema_context(tenant.schema_name):
+        return pii_policy_load()

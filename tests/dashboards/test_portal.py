@@ -183,3 +183,32 @@ def test_a_viewer_sees_but_cannot_change_the_cache(acme: Tenant) -> None:
 
     assert client.get("/cache/").status_code == 200
     assert client.post("/cache/", {"clear": "1"}).status_code == 403
+
+
+def test_an_owner_sets_the_pii_policy_over_the_defaults(acme: Tenant) -> None:
+    from gateway.pii.manage import pii_policy_get
+
+    client = signed_in("acme.localhost", "alice@acme.test")
+    page = client.get("/pii/").content.decode()
+    assert 'value="redact" selected' in page  # secrets and cards, by default
+
+    form = dict.fromkeys(("secret", "email", "iban", "card", "ssn", "ip", "phone"), "off")
+    assert (
+        client.post("/pii/", {**form, "email": "redact", "ssn": "block", "restore": "on"}).status_code == 302
+    )
+
+    policy = pii_policy_get(tenant=acme)
+    assert (policy.actions["email"], policy.actions["ssn"], policy.actions["card"]) == (
+        "redact",
+        "block",
+        "off",
+    )
+    assert policy.restore
+    assert client.post("/pii/", {**form, "email": "shred"}).status_code == 400
+
+
+def test_a_developer_sees_but_cannot_change_the_pii_policy(acme: Tenant) -> None:
+    client = signed_in("acme.localhost", "bob@acme.test")
+
+    assert client.get("/pii/").status_code == 200
+    assert client.post("/pii/", {"email": "redact"}).status_code == 403
