@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 
 import orjson
@@ -15,7 +14,14 @@ from gateway.api.usage import UsageBuilder
 from gateway.api.validation import chat_request_parse
 from gateway.cache.keys import cache_key
 from gateway.cache.replay import replay_body, replay_chunks
-from gateway.cache.service import Answer, Hit, Lookup, cache_hit_later, cache_lookup, cache_store_later
+from gateway.cache.service import (
+    Answer,
+    Hit,
+    Lookup,
+    cache_hit_later,
+    cache_lookup_or_skip,
+    cache_store_later,
+)
 from gateway.consumers import GatewayConsumer
 from gateway.pii.apply import StreamRestorer, completion_restore, pii_apply
 from gateway.pii.redact import Redactor
@@ -23,11 +29,6 @@ from gateway.providers.base import JSON, ProviderError, StreamChunk, Usage
 from gateway.routing import ALIASES, Route, model_allowed, route
 from gateway.state import Principal, hot_state
 from gateway.tokens import estimate_prompt_tokens
-
-log = logging.getLogger(__name__)
-
-CACHE_RETRY_SECONDS = 5
-_cache_down_until = [0.0]  # after a failed lookup (database unreachable), skip the cache until then
 
 SSE_HEADERS = [(b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
 DONE = b"data: [DONE]\n\n"
@@ -109,18 +110,9 @@ class ChatCompletionsConsumer(GatewayConsumer):
             max_temperature=policy.max_temperature,
             cache_control=self.header(b"cache-control"),
         )
-        if key is None or time.monotonic() < _cache_down_until[0]:
+        if key is None:
             return None
-        try:
-            return await cache_lookup(principal.schema, policy, key, settings.GATEHOUSE_CACHE_CANDIDATES)
-        except Exception as error:  # the cache is an optimisation: a fault there must not fail the request
-            _cache_down_until[0] = time.monotonic() + CACHE_RETRY_SECONDS
-            log.warning(
-                "cache lookup failed (%s); answering from upstreams without the cache for %d s",
-                type(error).__name__,
-                CACHE_RETRY_SECONDS,
-            )
-            return None
+        return await cache_lookup_or_skip(principal.schema, policy, key, settings.GATEHOUSE_CACHE_CANDIDATES)
 
     async def _answer_from_cache(self, body: JSON, hit: Hit, meter: UsageBuilder) -> None:
         entry = hit.entry

@@ -17,6 +17,8 @@ Storing runs after the response is complete, in the background; it reuses the lo
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -29,7 +31,12 @@ from gateway.cache.keys import CacheKey
 from gateway.cache.policy import CachePolicy
 from gateway.cache.replay import completion_from_chunks
 
+log = logging.getLogger(__name__)
+
 MAX_UNKNOWN_SHARE = 0.1
+RETRY_SECONDS = 5.0  # after a failed lookup (database unreachable), requests skip the cache this long
+
+_down_until = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +60,25 @@ class Lookup:
 
 def _representable(embedding: Embedding) -> bool:
     return embedding.unknown_share <= MAX_UNKNOWN_SHARE
+
+
+async def cache_lookup_or_skip(
+    schema: str, policy: CachePolicy, key: CacheKey, candidates: int
+) -> Lookup | None:
+    """`cache_lookup`, or None when the cache cannot answer now: the cache is an optimisation, so a fault
+    there (database down, pool exhausted) sends the request to the upstream instead of failing it, and the
+    following requests skip the cache for RETRY_SECONDS rather than each waiting for the same fault."""
+    global _down_until
+    if time.monotonic() < _down_until:
+        return None
+    try:
+        return await cache_lookup(schema, policy, key, candidates)
+    except Exception as error:
+        _down_until = time.monotonic() + RETRY_SECONDS
+        log.warning(
+            "cache lookup failed (%s); skipping the cache for %.0f s", type(error).__name__, RETRY_SECONDS
+        )
+        return None
 
 
 async def cache_lookup(schema: str, policy: CachePolicy, key: CacheKey, candidates: int) -> Lookup:
