@@ -44,7 +44,7 @@ from gateway.cache.embedding import embedder  # noqa: E402
 from gateway.cache.keys import CacheKey, cache_key  # noqa: E402
 from gateway.cache.manage import cache_clear  # noqa: E402
 from gateway.cache.policy import CachePolicy  # noqa: E402
-from gateway.cache.service import cache_lookup  # noqa: E402
+from gateway.cache.service import cache_lookup, embedding_storable  # noqa: E402
 from tenants.models import Tenant  # noqa: E402
 from tenants.services import tenant_create  # noqa: E402
 
@@ -105,14 +105,13 @@ async def _fill(schema: str, texts: list[str], policy: CachePolicy) -> None:
         batch = keys[start : start + 64]
         embeddings = embedder().embed([key.prompt for key in batch])  # the lookup path embeds one by one
         for key, embedding in zip(batch, embeddings, strict=True):
-            semantic = embedding.unknown_share <= 0.1
             await store.entry_insert(
                 schema,
                 store.NewEntry(
                     exact_key=key.exact_key,
                     scope_key=key.scope_key,
                     prompt=key.prompt,
-                    embedding=embedding.vector if semantic else None,
+                    embedding=embedding_storable(embedding),
                     requested_model="sim/fast",
                     served_model="sim/fast",
                     body={"choices": []},

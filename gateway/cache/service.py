@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import numpy as np
 import orjson
 
 from gateway.cache import store
@@ -53,13 +54,18 @@ class Lookup:
     key: CacheKey
     hit: Hit | None = None
     embedding: Embedding | None = None
-    semantic: bool = False  # the prompt may be matched semantically (policy on, text representable)
     rejected: str = ""  # the guard's reason for the nearest candidate above the threshold, if it rejected one
     nearest: float | None = None  # the nearest entry's similarity (semantic path), hit or not
 
+    @property
+    def semantic(self) -> bool:
+        """May the prompt be matched semantically? It was embedded (policy on) and the model represents it."""
+        return self.embedding is not None and embedding_storable(self.embedding) is not None
 
-def _representable(embedding: Embedding) -> bool:
-    return embedding.unknown_share <= MAX_UNKNOWN_SHARE
+
+def embedding_storable(embedding: Embedding) -> np.ndarray[Any, np.dtype[np.float32]] | None:
+    """The vector to store and compare, or None for text the model cannot represent (exact matching only)."""
+    return embedding.vector if embedding.unknown_share <= MAX_UNKNOWN_SHARE else None
 
 
 async def cache_lookup_or_skip(
@@ -92,7 +98,6 @@ async def cache_lookup(schema: str, policy: CachePolicy, key: CacheKey, candidat
     if not policy.semantic:
         return lookup
     lookup.embedding = await embed_async(key.prompt)
-    lookup.semantic = _representable(lookup.embedding)
     if not key.lookup or not lookup.semantic:
         return lookup
     near = await store.candidates_nearest(schema, key.scope_key, lookup.embedding.vector, candidates)
@@ -166,10 +171,9 @@ def cache_store_later(schema: str, policy: CachePolicy, lookup: Lookup, answer: 
 
 async def _store(schema: str, policy: CachePolicy, lookup: Lookup, answer: Answer) -> None:
     embedding = lookup.embedding
-    if policy.semantic and embedding is None:
+    if policy.semantic and embedding is None:  # a refresh (no-cache) skipped the lookup's embedding
         embedding = await embed_async(lookup.key.prompt)
-        lookup.semantic = _representable(embedding)
-    vector = embedding.vector if embedding is not None and lookup.semantic else None
+    vector = embedding_storable(embedding) if embedding is not None else None
     body, chunks = answer.parts()
     await store.entry_insert(
         schema,

@@ -229,9 +229,3 @@ def later(work: Coroutine[Any, Any, None], what: str) -> None:
     task = asyncio.get_running_loop().create_task(run())
     _background.add(task)
     task.add_done_callback(_background.discard)
-
-
-async def background_settled() -> None:
-    """Wait for this process's pending cache writes (tests, shutdown)."""
-    while _background:
-        await asyncio.gather(*list(_background), return_exceptions=True)
