@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from django import forms
 
+from gateway.cache.manage import LIMITS as CACHE_LIMITS
+
 
 class ApiKeyCreateForm(forms.Form):
     name = forms.CharField(max_length=100, initial="API key")
@@ -32,16 +34,24 @@ class CacheSettingsForm(forms.Form):
     enabled = forms.BooleanField(required=False, label="Answer repeated requests from the cache")
     semantic = forms.BooleanField(required=False, label="Also answer similar (not only identical) prompts")
     threshold = forms.FloatField(
-        min_value=0.5,
-        max_value=1.0,
+        min_value=CACHE_LIMITS["threshold"][0],
+        max_value=CACHE_LIMITS["threshold"][1],
         label="Similarity threshold",
-        help_text="Cosine similarity a similar prompt needs (0.5 to 1.0). Higher: fewer, safer hits.",
+        help_text="Cosine similarity a similar prompt needs. Higher: fewer, safer hits.",
     )
-    ttl_seconds = forms.IntegerField(min_value=1, max_value=30 * 24 * 3600, label="Time to live (seconds)")
-    max_entries = forms.IntegerField(min_value=1, max_value=1_000_000, label="Maximum entries")
+    ttl_seconds = forms.IntegerField(
+        min_value=int(CACHE_LIMITS["ttl_seconds"][0]),
+        max_value=int(CACHE_LIMITS["ttl_seconds"][1]),
+        label="Time to live (seconds)",
+    )
+    max_entries = forms.IntegerField(
+        min_value=int(CACHE_LIMITS["max_entries"][0]),
+        max_value=int(CACHE_LIMITS["max_entries"][1]),
+        label="Maximum entries",
+    )
     max_temperature = forms.FloatField(
-        min_value=0.0,
-        max_value=2.0,
+        min_value=CACHE_LIMITS["max_temperature"][0],
+        max_value=CACHE_LIMITS["max_temperature"][1],
         label="Highest temperature cached",
         help_text="Requests asking for a higher temperature always go to a model.",
     )
