@@ -13,6 +13,7 @@ import re
 import time
 import uuid
 from contextlib import suppress
+from decimal import Decimal
 from typing import Any, ClassVar
 
 from channels.exceptions import StopConsumer
@@ -21,6 +22,7 @@ from django.conf import settings
 
 from gateway.access_log import access_log, access_log_unauthenticated
 from gateway.api.errors import ApiError
+from gateway.limits.service import Admission, limits_settle_later
 from gateway.metering.events import UsageEvent
 from gateway.metrics import metrics_record
 from gateway.state import Principal, hot_state
@@ -48,6 +50,8 @@ class GatewayConsumer(AsyncHttpConsumer):  # type: ignore[misc]
         self.started_ms = int(time.time() * 1000)
         self.request_id = ""
         self.usage_event: UsageEvent | None = None  # set by the usage builder, once
+        self.admission: Admission | None = None  # set when the limiter let the request in
+        self.limit_headers: tuple[tuple[bytes, bytes], ...] = ()  # x-ratelimit-*, on every response
 
     # -- ASGI plumbing --------------------------------------------------------------------------------
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -126,12 +130,25 @@ class GatewayConsumer(AsyncHttpConsumer):  # type: ignore[misc]
             )
         finally:
             # Off the critical path: the client has its last byte (or is gone) before we log and count.
+            if self.admission is not None:
+                self._settle(self.admission, self.usage_event)
             if self.usage_event is not None:
                 metrics_record(self.usage_event)
                 access_log(self.usage_event)
 
     async def respond(self, raw: bytes) -> None:
         raise NotImplementedError
+
+    @staticmethod
+    def _settle(admission: Admission, event: UsageEvent | None) -> None:
+        """Give the limiter the request's real figures (nothing, if it ended before any usage)."""
+        tokens = event.input_tokens + event.output_tokens if event else 0
+        limits_settle_later(
+            admission,
+            price=event.price if event else Decimal(0),
+            tokens=tokens,
+            provider_tokens=tokens if event is not None and event.cache_status == "miss" else 0,
+        )
 
     # -- helpers --------------------------------------------------------------------------------------
     def header(self, name: bytes) -> str | None:
@@ -147,7 +164,11 @@ class GatewayConsumer(AsyncHttpConsumer):  # type: ignore[misc]
         return f"req_{uuid.uuid4().hex}"
 
     def base_headers(self, content_type: bytes = b"application/json") -> Headers:
-        return [(b"content-type", content_type), (b"x-request-id", self.request_id.encode())]
+        return [
+            (b"content-type", content_type),
+            (b"x-request-id", self.request_id.encode()),
+            *self.limit_headers,
+        ]
 
     async def start(self, status: int, headers: Headers) -> None:
         self.response_started = True

@@ -27,6 +27,12 @@ class ApiKey(models.Model):
     last_used_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # This key's own limits, inside the tenant's (empty: only the tenant's apply). See gateway.limits.
+    rpm = models.PositiveIntegerField(null=True, blank=True, help_text="Requests per minute")
+    tpm = models.PositiveIntegerField(null=True, blank=True, help_text="Tokens per minute")
+    concurrency = models.PositiveIntegerField(null=True, blank=True, help_text="Requests in flight")
+    monthly_budget = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    monthly_token_cap = models.PositiveBigIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -197,3 +203,34 @@ class PiiSettings(models.Model):
 
     def __str__(self) -> str:
         return "PII settings"
+
+
+class TenantLimits(models.Model):
+    """This tenant's own limits and budget: one row (pk 1); an empty field takes the plan's default.
+
+    See gateway.limits: requests and tokens per minute, requests in flight, and a monthly spend and token
+    budget (calendar month, UTC) with a soft alert threshold.
+    """
+
+    class ContextOverflow(models.TextChoices):
+        REFUSE = "refuse", "Refuse (400 context_length_exceeded)"
+        TRUNCATE = "truncate", "Drop the oldest turns until the prompt fits"
+
+    rpm = models.PositiveIntegerField(null=True, blank=True, help_text="Requests per minute")
+    tpm = models.PositiveIntegerField(null=True, blank=True, help_text="Tokens per minute")
+    concurrency = models.PositiveIntegerField(null=True, blank=True, help_text="Requests in flight")
+    monthly_budget = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    monthly_token_cap = models.PositiveBigIntegerField(null=True, blank=True)
+    soft_percent = models.PositiveSmallIntegerField(
+        default=80, help_text="Record an alert once a month when this percent of a budget is spent"
+    )
+    context_overflow = models.CharField(
+        max_length=10, choices=ContextOverflow.choices, default=ContextOverflow.REFUSE
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "tenant limits"
+
+    def __str__(self) -> str:
+        return "tenant limits"

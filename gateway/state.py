@@ -26,6 +26,7 @@ from gateway.cache.policy import CachePolicy, cache_policy_load
 from gateway.credentials import credentials_plain
 from gateway.invalidation import INVALIDATE_CHANNEL
 from gateway.keys import ApiKeyError, api_key_authenticate, key_hash, key_parse
+from gateway.limits.policy import LimitSet, limit_set_load
 from gateway.pii.policy import PiiPolicy, pii_policy_load
 from gateway.routing import ModelInfo
 
@@ -52,6 +53,7 @@ class Principal:
     chains: Mapping[str, list[str]]  # the tenant's overrides, merged over the defaults
     cache: CachePolicy
     pii: PiiPolicy = field(default_factory=PiiPolicy)
+    limits: LimitSet = field(default_factory=LimitSet)
     credentials: Mapping[str, str] = field(default_factory=dict, repr=False)  # endpoint -> tenant's own key
 
     def can_call(self, model: ModelInfo) -> bool:
@@ -71,6 +73,7 @@ def _load_principal(raw_key: str) -> Principal:
         overrides = {c.task_type: list(c.model_names) for c in FallbackChain.objects.all()}
         cache = cache_policy_load(tenant.plan.cache_hit_percent)
         pii = pii_policy_load()
+        limits = limit_set_load(tenant.plan, identity.api_key)
     expires = identity.api_key.expires_at
     return Principal(
         tenant_id=tenant.pk,
@@ -84,6 +87,7 @@ def _load_principal(raw_key: str) -> Principal:
         chains={**settings.GATEHOUSE_DEFAULT_CHAINS, **overrides},
         cache=cache,
         pii=pii,
+        limits=limits,
         credentials=credentials_plain(tenant.schema_name),
     )
 

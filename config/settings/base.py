@@ -147,6 +147,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "gateway.cache.tasks.cache_evict_all",
         "schedule": float(env_int("GATEHOUSE_CACHE_EVICT_SECONDS", 300)),
     },
+    # Budget alerts the limiter reported (gateway.limits.alerts): recorded, then passed to the hooks.
+    "budget-alerts": {
+        "task": "gateway.limits.tasks.budget_alerts_drain",
+        "schedule": float(env_int("GATEHOUSE_BUDGET_ALERT_SECONDS", 5)),
+    },
 }
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -285,3 +290,18 @@ GATEHOUSE_ACCESS_LOG = env_bool("GATEHOUSE_ACCESS_LOG", True)
 GATEHOUSE_METRICS_TOKEN = env_secret("GATEHOUSE_METRICS_TOKEN")
 # Encrypts tenants' own provider keys at rest; derived from the secret key when unset.
 GATEHOUSE_ENCRYPTION_KEY = env_secret("GATEHOUSE_ENCRYPTION_KEY")
+
+# Limits and budgets (gateway.limits, docs/LIMITS.md).
+# Redis down: "open" serves requests unchecked (logged and metered as always), "closed" answers 503.
+GATEHOUSE_LIMITS_REDIS_DOWN = env_str("GATEHOUSE_LIMITS_REDIS_DOWN", "open")
+if GATEHOUSE_LIMITS_REDIS_DOWN not in ("open", "closed"):
+    raise ValueError("GATEHOUSE_LIMITS_REDIS_DOWN must be 'open' or 'closed'")
+GATEHOUSE_LIMITS_TIMEOUT = env_float("GATEHOUSE_LIMITS_TIMEOUT", 0.25)
+# A request's slot and budget reservation are freed after this long if its process never settles it.
+GATEHOUSE_LIMITS_LEASE_SECONDS = env_float("GATEHOUSE_LIMITS_LEASE_SECONDS", GATEHOUSE_TOTAL_TIMEOUT + 60)
+GATEHOUSE_BUDGET_ALERT_HOOKS = env_list(
+    "GATEHOUSE_BUDGET_ALERT_HOOKS",
+    ["gateway.limits.alerts.email_owners", "gateway.limits.alerts.post_webhook"],
+)
+GATEHOUSE_BUDGET_ALERT_WEBHOOK_URL = env_str("GATEHOUSE_BUDGET_ALERT_WEBHOOK_URL", "")
+GATEHOUSE_TEST_CLOCK_FILE = env_str("GATEHOUSE_TEST_CLOCK_FILE", "")  # tests only: see gateway.limits.clock

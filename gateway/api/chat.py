@@ -23,6 +23,9 @@ from gateway.cache.service import (
     cache_store_later,
 )
 from gateway.consumers import GatewayConsumer
+from gateway.context import fit_by_dropping_turns
+from gateway.limits.estimate import request_estimate
+from gateway.limits.service import limits_admit
 from gateway.pii.apply import StreamRestorer, completion_restore, pii_apply
 from gateway.pii.redact import Redactor
 from gateway.providers.base import JSON, ProviderError, StreamChunk, Usage
@@ -37,6 +40,7 @@ DONE = b"data: [DONE]\n\n"
 class ChatCompletionsConsumer(GatewayConsumer):
     methods = ("POST",)
     restorer: Redactor | None = None  # set per request when placeholders must be restored in the answer
+    dropped_messages = 0  # set when the tenant's overflow policy shortened the conversation
 
     def _restored(self, chunk_data: bytes, stream: StreamRestorer | None) -> bytes:
         return chunk_data if stream is None else orjson.dumps(stream.chunk(orjson.loads(chunk_data)))
@@ -55,6 +59,7 @@ class ChatCompletionsConsumer(GatewayConsumer):
                 if principal.pii.restore and redactor.originals:
                     self.restorer = redactor
             run = await self._route(body, principal, meter)
+            await self._admit(body, run, principal, meter)
         except ApiError as error:
             meter.requested_model = meter.requested_model or _model_of(raw)
             await meter.emit(http_status=error.status, error_class=error.code or "invalid_request")
@@ -88,16 +93,51 @@ class ChatCompletionsConsumer(GatewayConsumer):
             )
         catalogue = {name: m for name, m in (await hot_state().models()).items() if principal.can_call(m)}
         estimate_model = requested if requested not in ALIASES else "gpt-4o"
-        meter.prompt_estimate = estimate_prompt_tokens(body, estimate_model)
-        chosen: Route = route(
-            body,
-            catalogue=catalogue,
-            chains=dict(principal.chains),
-            prompt_tokens=meter.prompt_estimate,
-            task_header=self.header(b"x-gatehouse-task-type"),
-        )
+        task_header = self.header(b"x-gatehouse-task-type")
+
+        def attempt(candidate: JSON) -> tuple[int, Route]:
+            tokens = estimate_prompt_tokens(candidate, estimate_model)
+            return tokens, route(
+                candidate,
+                catalogue=catalogue,
+                chains=dict(principal.chains),
+                prompt_tokens=tokens,
+                task_header=task_header,
+            )
+
+        try:
+            meter.prompt_estimate, chosen = attempt(body)
+        except ApiError as error:
+            if error.code != "context_length_exceeded" or principal.limits.context_overflow != "truncate":
+                raise
+            (meter.prompt_estimate, chosen), shorter, self.dropped_messages = fit_by_dropping_turns(
+                body, attempt, error
+            )
+            body["messages"] = shorter["messages"]
         meter.task_type = chosen.task_type
         return inference.Run(route=chosen, credentials=principal.credentials)
+
+    async def _admit(self, body: JSON, run: inference.Run, principal: Principal, meter: UsageBuilder) -> None:
+        """Let the request in against its tenant's and key's limits (one Redis round trip) or raise 429."""
+        estimate = request_estimate(
+            body,
+            run.route.candidates,
+            prompt_tokens=meter.prompt_estimate,
+            markup_percent=principal.markup_percent,
+            own_key_endpoints=principal.credentials,
+        )
+        self.admission = await limits_admit(
+            tenant_id=principal.tenant_id,
+            schema=principal.schema,
+            key_prefix=principal.key_prefix,
+            limits=principal.limits,
+            request_id=self.request_id,
+            tokens=estimate.tpm_tokens,
+            worst_price=estimate.worst_price,
+            worst_tokens=estimate.worst_tokens,
+        )
+        if self.admission is not None:
+            self.limit_headers = self.admission.headers
 
     async def _cache_lookup(self, body: JSON, run: inference.Run, principal: Principal) -> Lookup | None:
         """The cache's answer to this request, if it has one; None when the cache does not apply."""
@@ -253,6 +293,8 @@ class ChatCompletionsConsumer(GatewayConsumer):
         ]
         if hit is not None:
             headers.append((b"x-gatehouse-similarity", f"{hit.similarity:.4f}".encode()))
+        if self.dropped_messages:
+            headers.append((b"x-gatehouse-truncated", str(self.dropped_messages).encode()))
         return headers
 
 

@@ -12,6 +12,7 @@ import pytest
 from django_tenants.utils import schema_context
 from pytest_django import DjangoDbBlocker
 
+from billing.models import Plan
 from gateway.cache.manage import cache_clear, cache_settings_set
 from gateway.keys import api_key_create
 from gateway.models import CacheEntry
@@ -57,7 +58,11 @@ def cache_tenants(world: World, django_db_blocker: DjangoDbBlocker) -> CacheTena
     with django_db_blocker.unblock():
         for slug in ("cachea", "cacheb"):
             tenant = tenant_create(
-                slug=slug, name=slug, owner_email=f"owner@{slug}.test", owner_password="correct-horse-battery"
+                slug=slug,
+                name=slug,
+                owner_email=f"owner@{slug}.test",
+                owner_password="correct-horse-battery",
+                plan=Plan.objects.get(slug="starter"),  # the free plan allows only 5 requests in flight
             ).tenant
             cache_settings_set(tenant=tenant, **DEFAULTS)
             made.append(CacheTenant(tenant, api_key_create(tenant=tenant, name="cache tests").raw_key))

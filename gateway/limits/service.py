@@ -1,0 +1,334 @@
+"""Admitting and settling requests against their tenant's and key's limits (admit.lua, settle.lua).
+
+`limits_admit` is the hot path's one Redis round trip before anything is sent upstream; `limits_settle_later`
+runs after the response's last byte. While Redis cannot be reached, requests are admitted unchecked
+(GATEHOUSE_LIMITS_REDIS_DOWN="open", the default) or refused with 503 ("closed"); Redis is not asked again
+for DOWN_BACKOFF_S after a failure, so an outage costs no request more than one short timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import calendar
+import logging
+import math
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import ROUND_CEILING, Decimal
+from pathlib import Path
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from redis.asyncio.client import Redis
+from redis.commands.core import AsyncScript
+from redis.exceptions import RedisError
+
+from config.redis import async_redis_client
+from gateway.api.errors import ApiError
+from gateway.limits.clock import now_ms
+from gateway.limits.policy import Limits, LimitSet
+
+log = logging.getLogger(__name__)
+
+UNIT = Decimal("0.00000001")  # money in Redis: integer units of 1e-8 (the ledger's precision)
+ALERT_STREAM = "gh:alerts"
+BUDGET_TTL_S = 40 * 86400
+DOWN_BACKOFF_S = 1.0
+Headers = tuple[tuple[bytes, bytes], ...]
+
+OK, RPM, TPM, CONCURRENCY, BUDGET, TOKEN_CAP, NEED_SEED, TOO_LARGE = range(8)
+
+_SOURCE = {name: (Path(__file__).parent / f"{name}.lua").read_text() for name in ("admit", "settle")}
+_scripts: dict[tuple[int, str], AsyncScript] = {}
+_down_until = 0.0
+_background: set[asyncio.Task[None]] = set()
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """One set of limits a request counts against, with its Redis keys."""
+
+    label: str  # "" for the tenant, else the API key's prefix
+    limits: Limits
+    keys: tuple[str, str, str, str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """A request let in: what to give back or correct once it ends."""
+
+    request_id: str
+    tenant_id: int
+    period: str
+    scopes: tuple[Scope, ...]
+    tokens_taken: int
+    headers: Headers
+
+
+def period_of(ms: int) -> tuple[str, datetime, datetime]:
+    """The calendar month (UTC) of `ms`: its label YYYY-MM, its start and the start of the next."""
+    moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    start = moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    days = calendar.monthrange(start.year, start.month)[1]
+    end = datetime.fromtimestamp(start.timestamp() + days * 86400, tz=UTC)
+    return start.strftime("%Y-%m"), start, end
+
+
+def to_units(amount: Decimal) -> int:
+    return int((amount / UNIT).to_integral_value(rounding=ROUND_CEILING))
+
+
+def from_units(units: int | str) -> Decimal:
+    return (Decimal(units) * UNIT).normalize()
+
+
+def scope_keys(tenant_id: int, key_prefix: str, period: str) -> tuple[str, str, str, str, str]:
+    """A scope's Redis keys: the tenant's, or with `key_prefix` one key's."""
+    tag = f"k{key_prefix}" if key_prefix else f"t{tenant_id}"
+    base = f"gh:rl:{{{tag}}}"  # one hash tag per scope: a scope's keys share a Redis Cluster slot
+    return (f"{base}:rpm", f"{base}:tpm", f"{base}:live", f"{base}:held", f"{base}:budget:{period}")
+
+
+def scopes_of(tenant_id: int, key_prefix: str, limits: LimitSet, period: str) -> tuple[Scope, ...]:
+    scopes = [Scope("", limits.tenant, scope_keys(tenant_id, "", period))]
+    if not limits.key.empty:
+        scopes.append(Scope(key_prefix, limits.key, scope_keys(tenant_id, key_prefix, period)))
+    return tuple(scopes)
+
+
+def _script(name: str, client: Redis) -> AsyncScript:
+    key = (id(client), name)
+    script = _scripts.get(key)
+    if script is None:
+        script = _scripts[key] = client.register_script(_SOURCE[name])
+    return script
+
+
+def _arg(value: int | Decimal | None, *, money: bool = False) -> str:
+    if value is None:
+        return "-1"
+    return str(to_units(Decimal(value)) if money else int(value))
+
+
+async def limits_admit(
+    *,
+    tenant_id: int,
+    schema: str,
+    key_prefix: str,
+    limits: LimitSet,
+    request_id: str,
+    tokens: int,
+    worst_price: Decimal,
+    worst_tokens: int,
+) -> Admission | None:
+    """Admit a request (one Redis round trip) or raise ApiError 429; None when Redis is down and the
+    deployment fails open. `tokens` is taken from the TPM buckets now; `worst_price` and `worst_tokens`
+    are reserved against the monthly budgets until `limits_settle_later` puts the real figures in."""
+    global _down_until
+    if time.monotonic() < _down_until:
+        _redis_down(None)
+        return None
+    now = now_ms()
+    period, _, period_end = period_of(now)
+    scopes = scopes_of(tenant_id, key_prefix, limits, period)
+    seeds: dict[int, tuple[int, int]] = {}
+    try:
+        client = async_redis_client()
+        async with asyncio.timeout(settings.GATEHOUSE_LIMITS_TIMEOUT):
+            result = await _admit_call(
+                client, scopes, now, request_id, tokens, worst_price, worst_tokens, seeds
+            )
+            if int(result[0]) == NEED_SEED:  # this month's budget is not in Redis: fetch it from the ledger
+                for index, scope in enumerate(scopes):
+                    if _capped(scope.limits):
+                        seeds[index] = await _seed(schema, scope.label, now)
+                result = await _admit_call(
+                    client, scopes, now, request_id, tokens, worst_price, worst_tokens, seeds
+                )
+    except (RedisError, OSError, TimeoutError) as error:
+        _down_until = time.monotonic() + DOWN_BACKOFF_S
+        _redis_down(error)
+        return None
+    code = int(result[0])
+    headers = _headers(result)
+    if code != OK:
+        raise _refusal(code, scopes[int(result[1])], result, headers, period_end, now)
+    return Admission(request_id, tenant_id, period, scopes, tokens, headers)
+
+
+async def _admit_call(
+    client: Redis,
+    scopes: tuple[Scope, ...],
+    now: int,
+    request_id: str,
+    tokens: int,
+    worst_price: Decimal,
+    worst_tokens: int,
+    seeds: dict[int, tuple[int, int]],
+) -> list[Any]:
+    lease_ms = int(settings.GATEHOUSE_LIMITS_LEASE_SECONDS * 1000)
+    args: list[str | int] = [
+        now,
+        request_id,
+        lease_ms,
+        tokens,
+        to_units(worst_price),
+        worst_tokens,
+        BUDGET_TTL_S,
+    ]
+    for index, scope in enumerate(scopes):
+        seed = seeds.get(index, (-1, -1))
+        lim = scope.limits
+        args += [
+            _arg(lim.rpm),
+            _arg(lim.tpm),
+            _arg(lim.concurrency),
+            _arg(lim.monthly_budget, money=True),
+            _arg(lim.monthly_token_cap),
+            seed[0],
+            seed[1],
+        ]
+    keys = [key for scope in scopes for key in scope.keys]
+    result: list[Any] = await _script("admit", client)(keys=keys, args=args)
+    return result
+
+
+def _capped(limits: Limits) -> bool:
+    return limits.monthly_budget is not None or limits.monthly_token_cap is not None
+
+
+async def _seed(schema: str, key_prefix: str, now: int) -> tuple[int, int]:
+    """Month-to-date spend (units) and tokens of a scope, from the ledger: after Redis lost its counters,
+    or on the first request of a month."""
+    from gateway.limits.usage import month_usage
+
+    _, start, end = period_of(now)
+    spent, used_tokens = await sync_to_async(month_usage)(schema, key_prefix, start, end)
+    return to_units(spent), used_tokens
+
+
+def _redis_down(error: Exception | None) -> None:
+    if error is not None:
+        log.warning("limits: Redis unavailable (%s); failing %s", type(error).__name__, _mode())
+    if _mode() == "closed":
+        raise ApiError(
+            503,
+            "Rate limits cannot be checked right now, so the request was not sent. Please retry shortly.",
+            code="limits_unavailable",
+            headers=((b"retry-after", b"1"),),
+        )
+    return
+
+
+def _mode() -> str:
+    mode: str = settings.GATEHOUSE_LIMITS_REDIS_DOWN
+    return mode
+
+
+def limits_settle_later(admission: Admission, *, price: Decimal, tokens: int, provider_tokens: int) -> None:
+    """After the last byte: free the request's slot and reservation and count what it used (`price`,
+    `tokens` against the monthly budgets; `provider_tokens`, what a provider processed, against TPM)."""
+    task = asyncio.get_running_loop().create_task(_settle(admission, price, tokens, provider_tokens))
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+
+
+async def _settle(admission: Admission, price: Decimal, tokens: int, provider_tokens: int) -> None:
+    args: list[str | int] = [
+        now_ms(),
+        admission.request_id,
+        to_units(price),
+        tokens,
+        provider_tokens - admission.tokens_taken,
+        admission.tenant_id,
+        admission.period,
+    ]
+    for scope in admission.scopes:
+        lim = scope.limits
+        args += [
+            _arg(lim.tpm),
+            _arg(lim.monthly_budget, money=True),
+            _arg(lim.monthly_token_cap),
+            lim.soft_percent,
+            scope.label,
+        ]
+    keys = [key for scope in admission.scopes for key in scope.keys] + [ALERT_STREAM]
+    try:
+        client = async_redis_client()
+        async with asyncio.timeout(max(settings.GATEHOUSE_LIMITS_TIMEOUT, 1.0)):
+            await _script("settle", client)(keys=keys, args=args)
+    except (RedisError, OSError, TimeoutError):
+        # The lease frees the slot and the reservation later; the ledger still has the usage.
+        log.warning("limits: could not settle request %s", admission.request_id, exc_info=True)
+
+
+# -- answers -----------------------------------------------------------------------------------------------
+def duration(ms: int) -> str:
+    """A duration as OpenAI writes it in x-ratelimit-reset-*: 20ms, 1.5s, 6m0s."""
+    if ms < 1000:
+        return f"{max(ms, 0)}ms"
+    seconds = ms / 1000
+    if seconds < 60:
+        return f"{seconds:.3f}".rstrip("0").rstrip(".") + "s"
+    minutes, rest = divmod(seconds, 60)
+    return f"{int(minutes)}m" + (f"{rest:.3f}".rstrip("0").rstrip(".") or "0") + "s"
+
+
+def _headers(result: list[Any]) -> Headers:
+    headers: list[tuple[bytes, bytes]] = []
+    for kind, offset in (("requests", 3), ("tokens", 6)):
+        limit, remaining, reset = (int(v) for v in result[offset : offset + 3])
+        if limit >= 0:
+            headers += [
+                (f"x-ratelimit-limit-{kind}".encode(), str(limit).encode()),
+                (f"x-ratelimit-remaining-{kind}".encode(), str(remaining).encode()),
+                (f"x-ratelimit-reset-{kind}".encode(), duration(reset).encode()),
+            ]
+    return tuple(headers)
+
+
+def _refusal(
+    code: int, scope: Scope, result: list[Any], headers: Headers, period_end: datetime, now: int
+) -> ApiError:
+    who = f"API key {scope.label}" if scope.label else "your organisation"
+    retry_ms = int(result[2])
+    used = result[9].decode() if isinstance(result[9], bytes) else str(result[9])
+    cap = result[10].decode() if isinstance(result[10], bytes) else str(result[10])
+    if code in (BUDGET, TOKEN_CAP):
+        resets = period_end.strftime("%Y-%m-%d")
+        retry_ms = max(int(period_end.timestamp() * 1000) - now, 1000)
+        if code == BUDGET:
+            what = f"the monthly budget of {who} ({from_units(cap)}; {from_units(used)} spent so far)"
+        else:
+            what = f"the monthly token cap of {who} ({cap} tokens; {used} used so far)"
+        message = (
+            f"This request could exceed {what}: its worst case (prompt plus max_tokens at the price of the "
+            f"most expensive model that may serve it) does not fit what is left. The budget resets on "
+            f"{resets} (UTC); lowering max_tokens may let smaller requests through."
+        )
+        error_type = code_name = "insufficient_quota"
+    elif code == CONCURRENCY:
+        message = (
+            f"Too many requests in flight for {who}: the limit is {cap} at a time. Please retry shortly."
+        )
+        error_type, code_name = "requests", "concurrency_limit_exceeded"
+    elif code == TOO_LARGE:
+        message = (
+            f"Request too large for {who} on tokens per min (TPM): Limit {cap}, Requested {used}. "
+            f"The input or output tokens must be reduced in order to run successfully."
+        )
+        return ApiError(429, message, code="rate_limit_exceeded", error_type="tokens", headers=headers)
+    else:
+        kind, short = ("requests", "RPM") if code == RPM else ("tokens", "TPM")
+        message = (
+            f"Rate limit reached for {who} on {kind} per min ({short}): Limit {cap}, Used {used}. "
+            f"Please try again in {duration(retry_ms)}."
+        )
+        error_type, code_name = kind, "rate_limit_exceeded"
+    retry_after = (
+        (b"retry-after", str(max(1, math.ceil(retry_ms / 1000))).encode()),
+        (b"retry-after-ms", str(max(retry_ms, 1)).encode()),
+    )
+    return ApiError(429, message, code=code_name, error_type=error_type, headers=headers + retry_after)
