@@ -55,6 +55,7 @@ from gateway.cache.manage import cache_clear, cache_settings_set  # noqa: E402
 from gateway.cache.policy import CachePolicy  # noqa: E402
 from gateway.cache.service import cache_lookup  # noqa: E402
 from gateway.keys import api_key_create  # noqa: E402
+from gateway.limits.manage import limits_set  # noqa: E402
 from gateway.models import CacheEntry  # noqa: E402
 from tenants.models import Tenant  # noqa: E402
 from tenants.services import tenant_create  # noqa: E402
@@ -315,6 +316,8 @@ def main() -> None:
     )
     cache_clear(tenant=tenant)
     cache_settings_set(tenant=tenant, enabled=True, semantic=True, threshold=0.9, max_entries=1_000_000)
+    # Limits far above the load: the limiter runs on every request, refusing none.
+    limits_set(tenant=tenant, above_plan=True, rpm=1_000_000_000, tpm=2_000_000_000, concurrency=100_000)
     key = api_key_create(tenant=tenant, name="cache speed").raw_key
     corpus = texts()
     random.Random(7).shuffle(corpus)  # noqa: S311
