@@ -22,6 +22,14 @@ from gateway.models import ApiKey, TenantLimits
 from tenants.models import Tenant
 
 UNCHANGED: Any = object()
+# What the columns hold (PositiveIntegerField, PositiveBigIntegerField, DecimalField(12, 2)).
+MAXIMA: dict[str, int | Decimal] = {
+    "rpm": 2**31 - 1,
+    "tpm": 2**31 - 1,
+    "concurrency": 2**31 - 1,
+    "monthly_token_cap": 2**63 - 1,
+    "monthly_budget": Decimal("9999999999.99"),
+}
 OVERFLOW = tuple(TenantLimits.ContextOverflow.values)
 
 
@@ -48,6 +56,8 @@ def limits_set(
             continue
         if (name == "monthly_budget" and Decimal(value) < 0) or (name != "monthly_budget" and int(value) < 0):
             raise ValidationError(f"{name} cannot be negative.")
+        if value > MAXIMA[name]:
+            raise ValidationError(f"{name} {value} is more than the largest value, {MAXIMA[name]}.")
         ceiling = getattr(plan, name)
         if not above_plan and ceiling is not None and value > ceiling:
             raise ValidationError(f"{name} {value} is above the plan's {ceiling} ({tenant.plan.name}).")
@@ -63,7 +73,8 @@ def limits_set(
                 raise ValidationError(f"{tenant.slug} has no API key {key_prefix}.")
             for name, value in values.items():
                 setattr(key, name, value)
-            key.save(update_fields=[*values] or None)
+            if values:
+                key.save(update_fields=[*values])
         else:
             row, _ = TenantLimits.objects.select_for_update().get_or_create(pk=1)
             for name, value in values.items():
@@ -143,7 +154,7 @@ def budget_status(*, tenant: Tenant, key_prefix: str = "") -> BudgetStatus:
 
 def budget_alerts(*, tenant: Tenant | None = None, period: str | None = None) -> list[BudgetAlert]:
     """Recorded alerts, newest first: one tenant's (portal) or every tenant's (console)."""
-    alerts = BudgetAlert.objects.select_related("tenant")
+    alerts = BudgetAlert.objects.select_related("tenant__plan")
     if tenant is not None:
         alerts = alerts.filter(tenant=tenant)
     if period is not None:

@@ -202,10 +202,10 @@ def _capped(limits: Limits) -> bool:
 async def _seed(schema: str, key_prefix: str, now: int) -> tuple[int, int]:
     """Month-to-date spend (units) and tokens of a scope, from the ledger: after Redis lost its counters,
     or on the first request of a month."""
-    from gateway.limits.usage import month_usage
+    from gateway.limits.usage import month_usage_in_thread
 
     _, start, end = period_of(now)
-    spent, used_tokens = await sync_to_async(month_usage)(schema, key_prefix, start, end)
+    spent, used_tokens = await sync_to_async(month_usage_in_thread)(schema, key_prefix, start, end)
     return to_units(spent), used_tokens
 
 

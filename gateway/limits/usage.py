@@ -14,13 +14,21 @@ def month_usage(schema: str, key_prefix: str, start: datetime, end: datetime) ->
     """Price charged and tokens used in [start, end), for the tenant or (with `key_prefix`) one key."""
     from gateway.models import RequestRecord
 
+    with schema_context(schema):
+        records = RequestRecord.objects.filter(created_at__gte=start, created_at__lt=end)
+        if key_prefix:
+            records = records.filter(api_key_prefix=key_prefix)
+        totals = records.aggregate(spent=Sum("price"), tokens=Sum(F("input_tokens") + F("output_tokens")))
+    return totals["spent"] or Decimal(0), int(totals["tokens"] or 0)
+
+
+def month_usage_in_thread(
+    schema: str, key_prefix: str, start: datetime, end: datetime
+) -> tuple[Decimal, int]:
+    """`month_usage` for the gateway's worker thread: rare (a new month, lost counters), so it holds no idle
+    connection afterwards."""
     close_old_connections()
     try:
-        with schema_context(schema):
-            records = RequestRecord.objects.filter(created_at__gte=start, created_at__lt=end)
-            if key_prefix:
-                records = records.filter(api_key_prefix=key_prefix)
-            totals = records.aggregate(spent=Sum("price"), tokens=Sum(F("input_tokens") + F("output_tokens")))
+        return month_usage(schema, key_prefix, start, end)
     finally:
-        connection.close()  # rare (a new month, lost counters): hold no idle connection for it
-    return totals["spent"] or Decimal(0), int(totals["tokens"] or 0)
+        connection.close()
