@@ -1,4 +1,5 @@
-"""The operator console (public host, staff only): every tenant, with suspend and reactivate."""
+"""The operator console (public host, staff only): every tenant, with suspend and reactivate, each tenant's
+limits (which an operator may set above the plan), and every tenant's budget alerts."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from dashboards.portal.forms import TenantLimitsForm
+from dashboards.portal.limits import alert_rows, limits_overview
 from tenants.models import Tenant
 from tenants.selectors import tenant_list
 from tenants.services import tenant_portal_url, tenant_reactivate, tenant_suspend
@@ -35,3 +38,25 @@ def tenant_set_status(request: HttpRequest, slug: str) -> HttpResponse:
     else:
         return HttpResponseBadRequest("action must be 'suspend' or 'reactivate'")
     return redirect("console:tenants")
+
+
+@staff_member_required
+def tenant_limits(request: HttpRequest, slug: str) -> HttpResponse:
+    """One tenant's limits, this month's spend and its alerts; an operator may set limits above the plan."""
+    tenant = get_object_or_404(Tenant.objects.select_related("plan"), slug=slug)
+    overview = limits_overview(tenant=tenant)
+    form = TenantLimitsForm.of(overview)
+    status = 200
+    if request.method == "POST":
+        form = TenantLimitsForm.of(overview, request.POST)
+        if form.save(tenant=tenant, above_plan=True):
+            messages.success(request, f"Limits of {tenant.name} saved.")
+            return redirect("console:tenant_limits", slug=tenant.slug)
+        status = 400
+    return render(request, "console/tenant_limits.html", {"overview": overview, "form": form}, status=status)
+
+
+@staff_member_required
+def alert_list(request: HttpRequest) -> HttpResponse:
+    """Every tenant's budget alerts, newest first."""
+    return render(request, "console/alerts.html", {"alerts": alert_rows(tenant=None)})

@@ -16,4 +16,5 @@ urlpatterns = [
     path("provider-keys/", views.provider_keys, name="provider_keys"),
     path("cache/", views.cache, name="cache"),
     path("pii/", views.pii, name="pii"),
+    path("limits/", views.limits, name="limits"),
 ]

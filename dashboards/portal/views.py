@@ -1,4 +1,4 @@
-"""The tenant's self-service portal: overview, API keys, members."""
+"""The tenant's self-service portal: overview, API keys, members, routing, cache, PII, limits."""
 
 from __future__ import annotations
 
@@ -8,12 +8,20 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from dashboards.portal.access import key_manager_required, member_required
-from dashboards.portal.forms import ApiKeyCreateForm, CacheSettingsForm, pii_policy_form_class
+from dashboards.portal.forms import (
+    ApiKeyCreateForm,
+    CacheSettingsForm,
+    KeyLimitsForm,
+    TenantLimitsForm,
+    pii_policy_form_class,
+)
+from dashboards.portal.limits import limits_overview
 from dashboards.portal.selectors import usage_summary
 from gateway.cache.manage import cache_clear, cache_settings_get, cache_settings_set, cache_stats
 from gateway.catalog.models import CatalogModel
@@ -174,3 +182,31 @@ def pii(request: PortalRequest) -> HttpResponse:
 def member_list(request: PortalRequest) -> HttpResponse:
     tenant = request.tenant
     return render(request, "portal/members.html", {"members": membership_list_for_tenant(tenant=tenant)})
+
+
+@member_required
+def limits(request: PortalRequest) -> HttpResponse:
+    """The tenant's limits next to the plan's, this month's spend and its budget alerts; owners and admins
+    may change the limits (within the plan) and set API keys' own limits."""
+    tenant = request.tenant
+    overview = limits_overview(tenant=tenant)
+    tenant_form = TenantLimitsForm.of(overview)
+    key_form = KeyLimitsForm.of(overview, selected=request.GET.get("key"))
+    status = 200
+    if request.method == "POST":
+        if not request.membership.can_manage_account:
+            return render(request, "errors/404.html", status=403)
+        if "key" in request.POST:
+            key_form = KeyLimitsForm.of(overview, request.POST)
+            if key_form.save(tenant=tenant):
+                prefix = key_form.cleaned_data["key"]
+                messages.success(request, f"Limits of key gate_{prefix}_… saved.")
+                return redirect(f"{reverse('portal:limits')}?key={prefix}")
+        else:
+            tenant_form = TenantLimitsForm.of(overview, request.POST)
+            if tenant_form.save(tenant=tenant):
+                messages.success(request, "Limits saved.")
+                return redirect("portal:limits")
+        status = 400
+    context = {"overview": overview, "form": tenant_form, "key_form": key_form}
+    return render(request, "portal/limits.html", context, status=status)
