@@ -1,8 +1,9 @@
 """Fitting a conversation into the context window: the tenant's "truncate" overflow policy.
 
 The oldest turns go first (a turn: a user message with the answers, tool calls and tool results after
-it); system and developer messages and the last message always stay. The fewest turns that make the request fit are
-found by bisection over whole turns, so a long conversation costs a few token counts, not one per turn.
+it); system and developer messages and the last message always stay. The fewest turns that make the
+request fit are found by bisection over whole turns, so a long conversation costs a few token counts, not
+one per turn.
 """
 
 from __future__ import annotations

@@ -196,6 +196,9 @@ class PiiSettings(models.Model):
 
     actions = models.JSONField(default=dict, blank=True, help_text='Category -> "off", "redact" or "block"')
     restore = models.BooleanField(default=True, help_text="Put the originals back into answers")
+    scan_answers = models.BooleanField(
+        default=False, help_text="Also remove the redacted and blocked categories from answers"
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

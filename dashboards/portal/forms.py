@@ -68,7 +68,7 @@ class CacheSettingsForm(forms.Form):
 
 
 def pii_policy_form_class() -> type[forms.Form]:
-    """A form with one action per PII category, and the restore switch."""
+    """A form with one action per PII category, and the restore and answer-scanning switches."""
     from gateway.pii.detect import CATEGORIES
     from gateway.pii.policy import ACTIONS
 
@@ -86,6 +86,10 @@ def pii_policy_form_class() -> type[forms.Form]:
         for category in CATEGORIES
     }
     fields["restore"] = forms.BooleanField(required=False, label="Put the originals back into answers")
+    fields["scan_answers"] = forms.BooleanField(
+        required=False,
+        label="Also remove these categories from answers (the model's own output)",
+    )
     return type("PiiPolicyForm", (forms.Form,), fields)
 
 

@@ -162,7 +162,9 @@ def pii(request: PortalRequest) -> HttpResponse:
     """The tenant's PII policy: per category off / redact / block; owners and admins may change it."""
     form_class = pii_policy_form_class()
     policy = pii_policy_get(tenant=request.tenant)
-    form = form_class(initial={**policy.actions, "restore": policy.restore})
+    form = form_class(
+        initial={**policy.actions, "restore": policy.restore, "scan_answers": policy.scan_answers}
+    )
     status = 200
     if request.method == "POST":
         if not request.membership.can_manage_account:
@@ -171,7 +173,8 @@ def pii(request: PortalRequest) -> HttpResponse:
         if form.is_valid():
             data = dict(form.cleaned_data)
             restore = bool(data.pop("restore"))
-            pii_settings_set(tenant=request.tenant, actions=data, restore=restore)
+            scan_answers = bool(data.pop("scan_answers"))
+            pii_settings_set(tenant=request.tenant, actions=data, restore=restore, scan_answers=scan_answers)
             messages.success(request, "PII policy saved.")
             return redirect("portal:pii")
         status = 400

@@ -26,6 +26,7 @@ from gateway.consumers import GatewayConsumer
 from gateway.context import fit_by_dropping_turns
 from gateway.limits.estimate import request_estimate
 from gateway.limits.service import limits_admit
+from gateway.pii.answers import AnswerScanner
 from gateway.pii.apply import StreamRestorer, completion_restore, pii_apply
 from gateway.pii.redact import Redactor
 from gateway.providers.base import JSON, ProviderError, StreamChunk, Usage
@@ -40,10 +41,29 @@ DONE = b"data: [DONE]\n\n"
 class ChatCompletionsConsumer(GatewayConsumer):
     methods = ("POST",)
     restorer: Redactor | None = None  # set per request when placeholders must be restored in the answer
+    scanner: AnswerScanner | None = None  # set per request when the tenant has answers scanned for PII
     dropped_messages = 0  # set when the tenant's overflow policy shortened the conversation
 
-    def _restored(self, chunk_data: bytes, stream: StreamRestorer | None) -> bytes:
-        return chunk_data if stream is None else orjson.dumps(stream.chunk(orjson.loads(chunk_data)))
+    def _answer(self, body: JSON) -> JSON:
+        """The answer as the tenant gets it: scanned for PII (option), then its placeholders restored."""
+        if self.scanner is not None:
+            body = self.scanner.completion(body)
+        return body if self.restorer is None else completion_restore(body, self.restorer)
+
+    def _chunk(self, chunk: JSON, restoring: StreamRestorer | None) -> JSON:
+        if self.scanner is not None:
+            chunk = self.scanner.chunk(chunk)
+        return chunk if restoring is None else restoring.chunk(chunk)
+
+    def _filtered(self, chunk_data: bytes, restoring: StreamRestorer | None) -> bytes:
+        if self.scanner is None and restoring is None:
+            return chunk_data
+        return orjson.dumps(self._chunk(orjson.loads(chunk_data), restoring))
+
+    def _answer_counts(self, meter: UsageBuilder) -> None:
+        if self.scanner is not None:
+            for category, count in self.scanner.counts.items():
+                meter.pii_counts[f"answer_{category}"] = count
 
     async def respond(self, raw: bytes) -> None:
         principal = await self.authenticate()
@@ -58,6 +78,8 @@ class ChatCompletionsConsumer(GatewayConsumer):
                 meter.pii_counts = dict(redactor.counts)
                 if principal.pii.restore and redactor.originals:
                     self.restorer = redactor
+            if principal.pii.scan_answers and principal.pii.answer_categories:
+                self.scanner = AnswerScanner(principal.pii.answer_categories)
             run = await self._route(body, principal, meter)
             await self._admit(body, run, principal, meter)
         except ApiError as error:
@@ -159,23 +181,22 @@ class ChatCompletionsConsumer(GatewayConsumer):
         meter.cached(hit, (await hot_state().models()).get(entry.served_model))
         usage = Usage(entry.input_tokens, entry.output_tokens, False)
         if not meter.stream:
+            answer = self._answer(replay_body(entry.body))
+            self._answer_counts(meter)
             await meter.emit(http_status=200, usage=usage)
             await self.start(200, self._headers(entry.served_model, b"application/json", hit))
-            answer = replay_body(entry.body)
-            if self.restorer is not None:
-                answer = completion_restore(answer, self.restorer)
             await self.finish(orjson.dumps(answer))
         else:
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
             chunks = replay_chunks(entry.body, entry.chunks, include_usage=include_usage)
             await self.start(200, self._headers(entry.served_model, b"text/event-stream", hit) + SSE_HEADERS)
             meter.ttft_ms = int((time.perf_counter() - self.started) * 1000)
-            if self.restorer is not None:
-                restoring = StreamRestorer(self.restorer)
-                chunks = [restoring.chunk(chunk) if chunk["choices"] else chunk for chunk in chunks]
+            restoring = StreamRestorer(self.restorer) if self.restorer is not None else None
+            chunks = [self._chunk(chunk, restoring) if chunk["choices"] else chunk for chunk in chunks]
             await self.send_body(
                 b"".join(b"data: " + orjson.dumps(c) + b"\n\n" for c in chunks), more_body=True
             )
+            self._answer_counts(meter)
             await meter.emit(http_status=200, usage=usage)
             await self.finish(DONE)
         cache_hit_later(meter.principal.schema, hit)
@@ -216,11 +237,10 @@ class ChatCompletionsConsumer(GatewayConsumer):
             raise
         meter.served(model)
         usage = completion.usage or meter.estimate_usage(_answer_text(completion.body))
+        answer = self._answer(completion.body)
+        self._answer_counts(meter)
         await meter.emit(http_status=200, run=run, usage=usage)
         await self.start(200, self._headers(model.name, b"application/json"))
-        answer = (
-            completion.body if self.restorer is None else completion_restore(completion.body, self.restorer)
-        )
         await self.finish(orjson.dumps(answer))
         if _complete_answer(completion.body):
             self._cache_store(meter, lookup, model.name, usage, body=completion.body, chunks_raw=None)
@@ -252,7 +272,7 @@ class ChatCompletionsConsumer(GatewayConsumer):
                     kept.append(chunk.data)
                 if not chunk.usage_only or include_usage:
                     delivered.append(chunk.text)
-                    data = chunk.data if chunk.usage_only else self._restored(chunk.data, restoring)
+                    data = chunk.data if chunk.usage_only else self._filtered(chunk.data, restoring)
                     await self.send_body(b"data: " + data + b"\n\n", more_body=True)
                 chunk = await anext(chunks, None)
         except ProviderError as error:
@@ -280,6 +300,7 @@ class ChatCompletionsConsumer(GatewayConsumer):
             raise
         await inference.stream_succeeded(model)
         usage = usage or meter.estimate_usage("".join(delivered))
+        self._answer_counts(meter)
         await meter.emit(http_status=200, run=run, usage=usage)
         await self.finish(DONE)
         if finished:

@@ -13,7 +13,9 @@ from gateway.pii.policy import ACTIONS, PiiPolicy, pii_policy_load
 from tenants.models import Tenant
 
 
-def pii_settings_set(*, tenant: Tenant, actions: dict[str, str], restore: bool = True) -> PiiSettings:
+def pii_settings_set(
+    *, tenant: Tenant, actions: dict[str, str], restore: bool = True, scan_answers: bool = False
+) -> PiiSettings:
     """Set the tenant's action per category (those not named keep the deployment default).
 
     Raises ValidationError for an unknown category or action.
@@ -25,7 +27,9 @@ def pii_settings_set(*, tenant: Tenant, actions: dict[str, str], restore: bool =
             raise ValidationError(f"Unknown action {action!r} for {category} (one of {', '.join(ACTIONS)}).")
     tenant_id = tenant.pk
     with schema_context(tenant.schema_name), transaction.atomic():
-        row, _ = PiiSettings.objects.update_or_create(pk=1, defaults={"actions": actions, "restore": restore})
+        row, _ = PiiSettings.objects.update_or_create(
+            pk=1, defaults={"actions": actions, "restore": restore, "scan_answers": scan_answers}
+        )
         transaction.on_commit(lambda: invalidate_publish(f"tenant:{tenant_id}"))
     return row
 

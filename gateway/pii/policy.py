@@ -23,6 +23,7 @@ ACTIONS = ("off", "redact", "block")
 class PiiPolicy:
     actions: Mapping[str, str] = field(default_factory=dict)
     restore: bool = True
+    scan_answers: bool = False  # also remove the redacted and blocked categories from answers
 
     @property
     def redacted(self) -> frozenset[str]:
@@ -32,6 +33,11 @@ class PiiPolicy:
     def blocked(self) -> frozenset[str]:
         return frozenset(c for c, action in self.actions.items() if action == "block")
 
+    @property
+    def answer_categories(self) -> frozenset[str]:
+        """What answer scanning removes: every category not left "off"."""
+        return self.redacted | self.blocked
+
 
 def pii_policy_load() -> PiiPolicy:
     """The current schema's policy (its PiiSettings row over the deployment defaults). Reads only."""
@@ -40,4 +46,8 @@ def pii_policy_load() -> PiiPolicy:
     defaults = settings.GATEHOUSE_PII_DEFAULTS
     row = PiiSettings.objects.filter(pk=1).first()
     actions = {**defaults["actions"], **(row.actions if row else {})}
-    return PiiPolicy(actions=actions, restore=row.restore if row else bool(defaults["restore"]))
+    return PiiPolicy(
+        actions=actions,
+        restore=row.restore if row else bool(defaults["restore"]),
+        scan_answers=row.scan_answers if row else bool(defaults.get("scan_answers", False)),
+    )

@@ -1,4 +1,5 @@
-"""set_pii_policy --tenant S [CATEGORY=ACTION ...] [--no-restore]: a tenant's PII policy (docs/PII.md)."""
+"""set_pii_policy --tenant S [CATEGORY=ACTION ...] [--no-restore] [--scan-answers]: a tenant's PII policy
+(docs/PII.md)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,9 @@ class Command(BaseCommand):
         parser.add_argument("--tenant", required=True, help="Tenant slug")
         parser.add_argument("actions", nargs="*", help="CATEGORY=ACTION, e.g. email=redact ssn=block")
         parser.add_argument("--no-restore", action="store_true", help="Leave placeholders in answers")
+        parser.add_argument(
+            "--scan-answers", action="store_true", help="Also remove those categories from answers"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         tenant = Tenant.objects.filter(slug=options["tenant"]).first()
@@ -35,10 +39,18 @@ class Command(BaseCommand):
                 raise CommandError(f"Expected CATEGORY=ACTION, got {item!r}.")
             actions[category.strip()] = action.strip()
         try:
-            pii_settings_set(tenant=tenant, actions=actions, restore=not options["no_restore"])
+            pii_settings_set(
+                tenant=tenant,
+                actions=actions,
+                restore=not options["no_restore"],
+                scan_answers=options["scan_answers"],
+            )
         except ValidationError as invalid:
             raise CommandError(" ".join(invalid.messages)) from invalid
         with schema_context(tenant.schema_name):
             policy = pii_policy_load()
         summary = ", ".join(f"{c}={a}" for c, a in sorted(policy.actions.items()))
-        self.stdout.write(f"{tenant.slug}: {summary}; restore={'on' if policy.restore else 'off'}")
+        on = {True: "on", False: "off"}
+        self.stdout.write(
+            f"{tenant.slug}: {summary}; restore={on[policy.restore]}; scan answers={on[policy.scan_answers]}"
+        )

@@ -53,6 +53,8 @@ def test_each_category_is_found_in_running_text(category: str, value: str) -> No
         "Order 12345678 shipped; we have 42 of them",
         "The ratio 3:4 and time 10:30 are fine",
         "sk-short is not a key",
+        "ISBN 978-0-306-40615-7 and ISBN-10 0-306-40615-2 are books",
+        "ISBN 9780306406157 is the same book",
     ],
 )
 def test_look_alikes_are_not_findings(text: str) -> None:

@@ -39,9 +39,11 @@ def pii_tenant(world: World, django_db_blocker: DjangoDbBlocker) -> tuple[Tenant
 
 @pytest.fixture
 def policy(pii_tenant: tuple[Tenant, str], django_db_blocker: DjangoDbBlocker) -> Iterator[Any]:
-    def set_policy(actions: dict[str, str], restore: bool = True) -> None:
+    def set_policy(actions: dict[str, str], restore: bool = True, scan_answers: bool = False) -> None:
         with django_db_blocker.unblock():
-            pii_settings_set(tenant=pii_tenant[0], actions=actions, restore=restore)
+            pii_settings_set(
+                tenant=pii_tenant[0], actions=actions, restore=restore, scan_answers=scan_answers
+            )
         time.sleep(0.1)  # the gateway drops its cached principal on the pub/sub message
 
     yield set_policy
@@ -151,3 +153,56 @@ def test_the_command_sets_the_policy_over_the_defaults(
     assert "email=redact" in out.getvalue()
     assert "ssn=block" in out.getvalue()
     assert "card=redact" in out.getvalue()  # the default, kept
+
+
+def _streamed_text(gateway: str, key: str, body: dict[str, Any]) -> str:
+    with httpx.stream(
+        "POST",
+        f"{gateway}/v1/chat/completions",
+        json=body,
+        headers={"authorization": f"Bearer {key}"},
+        timeout=30,
+    ) as response:
+        chunks = [orjson.loads(line[6:]) for line in response.iter_lines() if line.startswith("data: {")]
+    return "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_scanned_answers_lose_personal_data_the_model_wrote_but_keep_the_tenants_restored_values(
+    gateway: str,
+    pii_tenant: tuple[Tenant, str],
+    policy: Any,
+    django_db_blocker: DjangoDbBlocker,
+    stream: bool,
+) -> None:
+    """sim/echo answers with the body it received: an address in the (unscanned) `user` field stands for
+    personal data the model produced itself; the prompt's own address comes back through restoration."""
+    policy({"email": "redact", "card": "redact"}, scan_answers=True)
+    body = echo(f"Mail {MAIL} please.", user="leak.me@elsewhere.org 4111-1111-1111-1111", stream=stream)
+
+    if stream:
+        text = _streamed_text(gateway, pii_tenant[1], body)
+    else:
+        response = chat(gateway, pii_tenant[1], body)
+        text = response.json()["choices"][0]["message"]["content"]
+
+    assert "leak.me@elsewhere.org" not in text
+    assert "4111-1111-1111-1111" not in text
+    assert "[EMAIL_REDACTED]" in text
+    assert "[CARD_REDACTED]" in text
+    assert MAIL in text  # the tenant's own value, restored after the scan
+    if not stream:
+        with django_db_blocker.unblock():
+            record = drain_usage(pii_tenant[0].schema_name)[response.headers["x-request-id"]]
+        assert record.pii_counts == {"email": 1, "answer_email": 1, "answer_card": 1}
+
+
+def test_answers_are_not_scanned_unless_the_tenant_asks(
+    gateway: str, pii_tenant: tuple[Tenant, str], policy: Any
+) -> None:
+    policy({"email": "redact"})
+    body = echo("Hello", user="leak.me@elsewhere.org")
+
+    text = chat(gateway, pii_tenant[1], body).json()["choices"][0]["message"]["content"]
+
+    assert "leak.me@elsewhere.org" in text
