@@ -113,7 +113,7 @@ class GatewayConsumer(AsyncHttpConsumer):  # type: ignore[misc]
                 )
             await self.respond(raw)
         except ApiError as error:
-            if self.usage_event is None:  # requests with a usage event are logged with it, below
+            if self.usage_event is None and not error.quiet:  # a usage event is logged with it, below
                 access_log_unauthenticated(
                     request_id=self.request_id,
                     status=error.status,

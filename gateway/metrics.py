@@ -42,6 +42,10 @@ COST = Counter("gatehouse_provider_cost_usd_total", "Provider cost (float, for d
 CACHE_SAVING = Counter(
     "gatehouse_cache_saving_usd_total", "Provider cost avoided by cache hits (float, dashboards)", ["model"]
 )
+REFUSED_LOCALLY = Counter(
+    "gatehouse_requests_refused_locally_total",
+    "Requests refused for RPM by a web process's own memory of the refusal (no usage record, no log line)",
+)
 CIRCUIT = Gauge(
     "gatehouse_circuit_state", "0 closed, 1 half-open, 2 open", ["model"], multiprocess_mode="max"
 )

@@ -26,6 +26,7 @@ from gateway.cache.policy import CachePolicy, cache_policy_load
 from gateway.credentials import credentials_plain
 from gateway.invalidation import INVALIDATE_CHANNEL
 from gateway.keys import ApiKeyError, api_key_authenticate, key_hash, key_parse
+from gateway.limits.deny import deny_clear
 from gateway.limits.policy import LimitSet, limit_set_load
 from gateway.pii.policy import PiiPolicy, pii_policy_load
 from gateway.routing import ModelInfo
@@ -127,6 +128,7 @@ class HotState:
         self.loading: dict[str, asyncio.Task[None]] = {}  # single-flight loads, by key hash or "catalog"
 
     def drop(self, message: str) -> None:
+        deny_clear()  # limits may have changed: remembered refusals no longer hold
         kind, _, value = message.partition(":")
         if kind == "key":
             self.principals = {h: e for h, e in self.principals.items() if e[0].key_prefix != value}

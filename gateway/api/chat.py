@@ -24,8 +24,10 @@ from gateway.cache.service import (
 )
 from gateway.consumers import GatewayConsumer
 from gateway.context import fit_by_dropping_turns
+from gateway.limits.deny import deny_check
 from gateway.limits.estimate import request_estimate
-from gateway.limits.service import limits_admit
+from gateway.limits.service import limits_admit, scope_tags
+from gateway.metrics import REFUSED_LOCALLY
 from gateway.pii.answers import AnswerScanner
 from gateway.pii.apply import StreamRestorer, completion_restore, pii_apply
 from gateway.pii.redact import Redactor
@@ -67,6 +69,10 @@ class ChatCompletionsConsumer(GatewayConsumer):
 
     async def respond(self, raw: bytes) -> None:
         principal = await self.authenticate()
+        refused = deny_check(scope_tags(principal.tenant_id, principal.key_prefix, principal.limits))
+        if refused is not None:  # out of requests per minute, known in-process: nothing else to do
+            REFUSED_LOCALLY.inc()
+            raise refused
         meter = UsageBuilder(self, principal)
         try:
             body = chat_request_parse(raw)

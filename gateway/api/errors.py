@@ -33,6 +33,7 @@ class ApiError(Exception):
         param: str | None = None,
         error_type: str | None = None,
         headers: tuple[tuple[bytes, bytes], ...] = (),
+        quiet: bool = False,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -41,6 +42,7 @@ class ApiError(Exception):
         self.param = param
         self.error_type = error_type or _TYPES.get(status, "api_error")
         self.headers = headers
+        self.quiet = quiet  # no access-log line (refusals repeated many times a second; counted instead)
 
     def body(self) -> bytes:
         return error_body(self.message, self.error_type, param=self.param, code=self.code)

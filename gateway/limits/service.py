@@ -28,6 +28,7 @@ from redis.exceptions import RedisError
 from config.redis import async_redis_client
 from gateway.api.errors import ApiError
 from gateway.limits.clock import now_ms
+from gateway.limits.deny import Denial, deny_remember
 from gateway.limits.policy import Limits, LimitSet
 
 log = logging.getLogger(__name__)
@@ -154,7 +155,10 @@ async def limits_admit(
     code = int(result[0])
     headers = _headers(result)
     if code != OK:
-        raise _refusal(code, scopes[int(result[1])], result, headers, period_end, now)
+        scope = scopes[int(result[1])]
+        if code == RPM:
+            _remember(scope, tenant_id, key_prefix, result, headers, now)
+        raise _refusal(code, scope, result, headers, period_end, now)
     return Admission(request_id, tenant_id, period, scopes, tokens, headers)
 
 
@@ -193,6 +197,33 @@ async def _admit_call(
     keys = [key for scope in scopes for key in scope.keys]
     result: list[Any] = await _script("admit", client)(keys=keys, args=args)
     return result
+
+
+def scope_tags(tenant_id: int, key_prefix: str, limits: LimitSet) -> tuple[str, ...]:
+    """The scopes a request of this principal counts against, as deny_check names them."""
+    return (f"t{tenant_id}",) if limits.key.empty else (f"t{tenant_id}", f"k{key_prefix}")
+
+
+def _remember(
+    scope: Scope, tenant_id: int, key_prefix: str, result: list[Any], headers: Headers, now: int
+) -> None:
+    """An RPM refusal holds until the bucket has a whole request again: refuse until then in-process."""
+    limit = scope.limits.rpm or 0
+    reset_ms = int(result[5])  # a refusal reports the refusing scope's figures
+    message = (
+        f"Rate limit reached for {f'API key {scope.label}' if scope.label else 'your organisation'} on "
+        f"requests per min (RPM): Limit {limit}."
+    )
+    deny_remember(
+        f"k{key_prefix}" if scope.label else f"t{tenant_id}",
+        Denial(
+            until_ms=now + int(result[2]),
+            full_ms=now + reset_ms,
+            limit=limit,
+            message=message,
+            token_headers=tuple(h for h in headers if h[0].endswith(b"-tokens")),
+        ),
+    )
 
 
 def _capped(limits: Limits) -> bool:

@@ -15,8 +15,9 @@ from django.test import override_settings
 from config.redis import redis_client
 from gateway.api.errors import ApiError
 from gateway.limits import service
+from gateway.limits.deny import Denial, deny_check, deny_clear, deny_remember
 from gateway.limits.policy import Limits, LimitSet
-from gateway.limits.service import Admission, limits_admit, limits_settle_later
+from gateway.limits.service import Admission, limits_admit, limits_settle_later, scope_tags
 
 NOV_1 = 1793491200000  # 2026-11-01T00:00:00Z
 NOW = NOV_1 + 26 * 86_400_000  # 2026-11-27
@@ -113,6 +114,39 @@ def test_requests_per_minute_are_exact_then_refill(clock: Clock) -> None:
     assert sum(isinstance(r, Admission) for r in second) == 1
     assert header(third, "x-ratelimit-remaining-requests") == "4"
     assert header(third, "x-ratelimit-reset-requests") == "12s"
+
+
+def test_a_scope_out_of_requests_is_refused_in_process_until_its_bucket_refills(clock: Clock) -> None:
+    deny_clear()
+    limits = LimitSet(tenant=Limits(rpm=60), key=Limits(rpm=2))
+    tags = scope_tags(1, "key1", limits)
+
+    async def main() -> list[Any]:
+        return [await outcome(admit(limits, f"r{i}")) for i in range(3)]
+
+    *_, refused = run(main)
+    remembered = deny_check(tags)
+    other_key = deny_check(scope_tags(1, "key2", LimitSet(tenant=Limits(rpm=60), key=Limits(rpm=2))))
+    clock.advance(29)
+    still = deny_check(tags)
+    clock.advance(1.5)  # 30 s after the refusal: one request's worth at 2 a minute
+    after = deny_check(tags)
+
+    assert isinstance(refused, ApiError)
+    assert isinstance(remembered, ApiError)
+    assert remembered.status == 429
+    assert remembered.quiet  # no log line per repeated refusal
+    assert header(remembered, "retry-after") == "30"
+    assert header(remembered, "x-ratelimit-limit-requests") == "2"
+    assert header(remembered, "x-ratelimit-remaining-requests") == "0"
+    assert "API key key1" in remembered.message
+    assert other_key is None  # another key of the tenant is not refused
+    assert isinstance(still, ApiError)
+    assert header(still, "retry-after") == "1"
+    assert after is None
+    deny_remember("t1", Denial(until_ms=clock.ms + 5000, full_ms=0, limit=1, message="", token_headers=()))
+    deny_clear()  # what a change of limits does, with the principal caches
+    assert deny_check(tags) is None
 
 
 def test_tokens_per_minute_are_taken_up_front_and_corrected_after(clock: Clock) -> None:

@@ -220,3 +220,27 @@ def test_without_redis_the_gateway_fails_open_or_closed_without_hanging(
         assert answers[0].headers["retry-after"] == "1"
     else:
         assert "x-ratelimit-limit-requests" not in answers[0].headers
+
+
+def test_repeated_refusals_are_answered_in_process_without_a_ledger_row(
+    gateway: str, org: Org, limits: Any, django_db_blocker: DjangoDbBlocker
+) -> None:
+    limits(org.prefix, rpm=1)
+    answers = [chat(gateway, org.key, HELLO) for _ in range(4)]
+    time.sleep(0.2)
+    with django_db_blocker.unblock():
+        records = drain_usage(org.tenant.schema_name)
+    metrics = httpx.get(f"{gateway}/metrics").text
+
+    assert [a.status_code for a in answers] == [200, 429, 429, 429]
+    ids = [a.headers["x-request-id"] for a in answers]
+    assert records[ids[0]].http_status == 200
+    assert records[ids[1]].http_status == 429  # the refusal Redis decided is recorded
+    assert ids[2] not in records  # the ones this process then answered alone are counted, not recorded
+    assert ids[3] not in records
+    for refused in answers[1:]:
+        assert refused.json()["error"]["code"] == "rate_limit_exceeded"
+        assert refused.headers["x-ratelimit-limit-requests"] == "1"
+        assert refused.headers["x-ratelimit-remaining-requests"] == "0"
+        assert 50 <= int(refused.headers["retry-after"]) <= 60
+    assert "gatehouse_requests_refused_locally_total" in metrics
