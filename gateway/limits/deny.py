@@ -7,11 +7,17 @@ process answers 429 right after authentication, before the body is parsed, the P
 request routed or Redis asked, and without a ledger row (the refusals are counted in
 gatehouse_requests_refused_locally_total). So a tenant flooding far past its limit costs the gateway little.
 Only RPM is remembered: a TPM, concurrency or budget refusal can end early (settled requests give back).
+
+Likewise for requests in flight: the requests this process itself admitted and has not yet settled are a
+lower bound of the scope's count in Redis, so when they alone reach the scope's concurrency limit the
+request is refused in-process (exact; with several processes it catches fewer cases and Redis the rest).
 """
 
 from __future__ import annotations
 
 import math
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from gateway.api.errors import ApiError
@@ -30,6 +36,7 @@ class Denial:
 
 
 _denied: dict[str, Denial] = {}
+_inflight: Counter[str] = Counter()  # scope tag -> requests this process admitted and has not settled
 
 
 def deny_remember(tag: str, denial: Denial) -> None:
@@ -38,11 +45,22 @@ def deny_remember(tag: str, denial: Denial) -> None:
     _denied[tag] = denial
 
 
-def deny_check(tags: tuple[str, ...]) -> ApiError | None:
-    """The 429 for the first of `tags` still out of requests, or None (ask Redis)."""
-    if not _denied:
+def deny_check(scopes: Iterable[tuple[str, int | None]]) -> ApiError | None:
+    """The 429 for the first scope (tag, concurrency limit) known to refuse, or None (ask Redis)."""
+    if not _denied and not _inflight:
         return None
-    for tag in tags:
+    for tag, concurrency in scopes:
+        if concurrency is not None and _inflight[tag] >= concurrency:
+            who = f"API key {tag[1:]}" if tag.startswith("k") else "your organisation"
+            return ApiError(
+                429,
+                f"Too many requests in flight for {who}: the limit is {concurrency} at a time. "
+                "Please retry shortly.",
+                code="concurrency_limit_exceeded",
+                error_type="requests",
+                headers=((b"retry-after", b"1"), (b"retry-after-ms", b"1000")),
+                quiet=True,
+            )
         denial = _denied.get(tag)
         if denial is None:
             continue
@@ -52,6 +70,18 @@ def deny_check(tags: tuple[str, ...]) -> ApiError | None:
             continue
         return _refusal(denial, now)
     return None
+
+
+def inflight_add(tags: Iterable[str]) -> None:
+    for tag in tags:
+        _inflight[tag] += 1
+
+
+def inflight_done(tags: Iterable[str]) -> None:
+    for tag in tags:
+        _inflight[tag] -= 1
+        if _inflight[tag] <= 0:
+            del _inflight[tag]
 
 
 def deny_clear() -> None:

@@ -28,7 +28,7 @@ from redis.exceptions import RedisError
 from config.redis import async_redis_client
 from gateway.api.errors import ApiError
 from gateway.limits.clock import now_ms
-from gateway.limits.deny import Denial, deny_remember
+from gateway.limits.deny import Denial, deny_remember, inflight_add, inflight_done
 from gateway.limits.policy import Limits, LimitSet
 
 log = logging.getLogger(__name__)
@@ -157,8 +157,9 @@ async def limits_admit(
     if code != OK:
         scope = scopes[int(result[1])]
         if code == RPM:
-            _remember(scope, tenant_id, key_prefix, result, headers, now)
+            _remember(scope, tenant_id, result, headers, now)
         raise _refusal(code, scope, result, headers, period_end, now)
+    inflight_add(_tag(scope, tenant_id) for scope in scopes)
     return Admission(request_id, tenant_id, period, scopes, tokens, headers)
 
 
@@ -199,14 +200,17 @@ async def _admit_call(
     return result
 
 
-def scope_tags(tenant_id: int, key_prefix: str, limits: LimitSet) -> tuple[str, ...]:
-    """The scopes a request of this principal counts against, as deny_check names them."""
-    return (f"t{tenant_id}",) if limits.key.empty else (f"t{tenant_id}", f"k{key_prefix}")
+def scope_tags(tenant_id: int, key_prefix: str, limits: LimitSet) -> tuple[tuple[str, int | None], ...]:
+    """The scopes a request of this principal counts against, as deny_check takes them: (tag, concurrency)."""
+    tenant = (f"t{tenant_id}", limits.tenant.concurrency)
+    return (tenant,) if limits.key.empty else (tenant, (f"k{key_prefix}", limits.key.concurrency))
 
 
-def _remember(
-    scope: Scope, tenant_id: int, key_prefix: str, result: list[Any], headers: Headers, now: int
-) -> None:
+def _tag(scope: Scope, tenant_id: int) -> str:
+    return f"k{scope.label}" if scope.label else f"t{tenant_id}"
+
+
+def _remember(scope: Scope, tenant_id: int, result: list[Any], headers: Headers, now: int) -> None:
     """An RPM refusal holds until the bucket has a whole request again: refuse until then in-process."""
     limit = scope.limits.rpm or 0
     reset_ms = int(result[5])  # a refusal reports the refusing scope's figures
@@ -215,7 +219,7 @@ def _remember(
         f"requests per min (RPM): Limit {limit}."
     )
     deny_remember(
-        f"k{key_prefix}" if scope.label else f"t{tenant_id}",
+        _tag(scope, tenant_id),
         Denial(
             until_ms=now + int(result[2]),
             full_ms=now + reset_ms,
@@ -261,6 +265,7 @@ def _mode() -> str:
 def limits_settle_later(admission: Admission, *, price: Decimal, tokens: int, provider_tokens: int) -> None:
     """After the last byte: free the request's slot and reservation and count what it used (`price`,
     `tokens` against the monthly budgets; `provider_tokens`, what a provider processed, against TPM)."""
+    inflight_done(_tag(scope, admission.tenant_id) for scope in admission.scopes)
     task = asyncio.get_running_loop().create_task(_settle(admission, price, tokens, provider_tokens))
     _background.add(task)
     task.add_done_callback(_background.discard)

@@ -14,7 +14,7 @@ from django.test import override_settings
 
 from config.redis import redis_client
 from gateway.api.errors import ApiError
-from gateway.limits import service
+from gateway.limits import deny, service
 from gateway.limits.deny import Denial, deny_check, deny_clear, deny_remember
 from gateway.limits.policy import Limits, LimitSet
 from gateway.limits.service import Admission, limits_admit, limits_settle_later, scope_tags
@@ -41,6 +41,8 @@ def clock(tmp_path: Path) -> Iterator[Clock]:
     path = tmp_path / "clock"
     with override_settings(GATEHOUSE_TEST_CLOCK_FILE=str(path)):
         service._down_until = 0.0
+        deny._inflight.clear()
+        deny_clear()
         yield Clock(path)
 
 
@@ -147,6 +149,24 @@ def test_a_scope_out_of_requests_is_refused_in_process_until_its_bucket_refills(
     deny_remember("t1", Denial(until_ms=clock.ms + 5000, full_ms=0, limit=1, message="", token_headers=()))
     deny_clear()  # what a change of limits does, with the principal caches
     assert deny_check(tags) is None
+
+
+def test_requests_this_process_holds_refuse_more_in_process(clock: Clock) -> None:
+    limits = LimitSet(tenant=Limits(concurrency=2))
+    tags = scope_tags(1, "key1", limits)
+
+    async def main() -> list[Any]:
+        held = [await admit(limits, f"r{i}") for i in range(2)]
+        full = deny_check(tags)
+        assert held[0] is not None
+        limits_settle_later(held[0], price=Decimal(0), tokens=0, provider_tokens=0)
+        return [full, deny_check(tags)]
+
+    full, freed = run(main)
+    assert isinstance(full, ApiError)
+    assert full.code == "concurrency_limit_exceeded"
+    assert full.quiet
+    assert freed is None  # settling gave the slot back at once
 
 
 def test_tokens_per_minute_are_taken_up_front_and_corrected_after(clock: Clock) -> None:
