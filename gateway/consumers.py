@@ -22,7 +22,8 @@ from django.conf import settings
 
 from gateway.access_log import access_log, access_log_unauthenticated
 from gateway.api.errors import ApiError
-from gateway.limits.service import Admission, limits_settle_later
+from gateway.limits.service import Admission, limits_settle_later, limits_settle_piggyback
+from gateway.metering.emit import Piggyback
 from gateway.metering.events import UsageEvent
 from gateway.metrics import metrics_record
 from gateway.state import Principal, hot_state
@@ -51,6 +52,7 @@ class GatewayConsumer(AsyncHttpConsumer):  # type: ignore[misc]
         self.request_id = ""
         self.usage_event: UsageEvent | None = None  # set by the usage builder, once
         self.admission: Admission | None = None  # set when the limiter let the request in
+        self.settled = False  # the admission was settled (with the usage event, or at the end)
         self.limit_headers: tuple[tuple[bytes, bytes], ...] = ()  # x-ratelimit-*, on every response
 
     # -- ASGI plumbing --------------------------------------------------------------------------------
@@ -130,7 +132,8 @@ class GatewayConsumer(AsyncHttpConsumer):  # type: ignore[misc]
             )
         finally:
             # Off the critical path: the client has its last byte (or is gone) before we log and count.
-            if self.admission is not None:
+            if self.admission is not None and not self.settled:
+                self.settled = True
                 self._settle(self.admission, self.usage_event)
             if self.usage_event is not None:
                 metrics_record(self.usage_event)
@@ -142,13 +145,14 @@ class GatewayConsumer(AsyncHttpConsumer):  # type: ignore[misc]
     @staticmethod
     def _settle(admission: Admission, event: UsageEvent | None) -> None:
         """Give the limiter the request's real figures (nothing, if it ended before any usage)."""
-        tokens = event.input_tokens + event.output_tokens if event else 0
-        limits_settle_later(
-            admission,
-            price=event.price if event else Decimal(0),
-            tokens=tokens,
-            provider_tokens=tokens if event is not None and event.cache_status == "miss" else 0,
-        )
+        limits_settle_later(admission, **settle_figures(event))
+
+    def settle_with(self, event: UsageEvent) -> Piggyback | None:
+        """The admission's settle, to ride with the usage event's XADD (once; None without an admission)."""
+        if self.admission is None or self.settled:
+            return None
+        self.settled = True
+        return limits_settle_piggyback(self.admission, **settle_figures(event))
 
     # -- helpers --------------------------------------------------------------------------------------
     def header(self, name: bytes) -> str | None:
@@ -225,3 +229,13 @@ class NotFoundConsumer(GatewayConsumer):
 
     async def respond(self, raw: bytes) -> None:
         raise ApiError(404, f"Invalid URL ({self.scope['method']} {self.scope['path']})", code="not_found")
+
+
+def settle_figures(event: UsageEvent | None) -> dict[str, Any]:
+    """What a request used, as the limiter settles it: price and tokens, and what reached a provider."""
+    tokens = event.input_tokens + event.output_tokens if event else 0
+    return {
+        "price": event.price if event else Decimal(0),
+        "tokens": tokens,
+        "provider_tokens": tokens if event is not None and event.cache_status == "miss" else 0,
+    }

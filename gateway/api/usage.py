@@ -100,4 +100,4 @@ class UsageBuilder:
             attempts=tuple(run.attempts) if run else (),
         )
         consumer.usage_event = event  # logged and counted by the consumer after the response's last byte
-        await usage_emit(event)
+        await usage_emit(event, consumer.settle_with(event))  # the limiter's settle rides along

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import calendar
+import hashlib
 import logging
 import math
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import ROUND_CEILING, Decimal
@@ -21,6 +23,7 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import DatabaseError
 from redis.asyncio.client import Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
@@ -30,6 +33,7 @@ from gateway.api.errors import ApiError
 from gateway.limits.clock import now_ms
 from gateway.limits.deny import Denial, deny_remember, inflight_add, inflight_done
 from gateway.limits.policy import Limits, LimitSet
+from gateway.metering.emit import Piggyback
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +41,13 @@ UNIT = Decimal("0.00000001")  # money in Redis: integer units of 1e-8 (the ledge
 ALERT_STREAM = "gh:alerts"
 BUDGET_TTL_S = 40 * 86400
 DOWN_BACKOFF_S = 1.0
+SEED_TIMEOUT_S = 5.0  # reading a month of the ledger, rarely (a new month, lost counters)
 Headers = tuple[tuple[bytes, bytes], ...]
 
 OK, RPM, TPM, CONCURRENCY, BUDGET, TOKEN_CAP, NEED_SEED, TOO_LARGE = range(8)
 
 _SOURCE = {name: (Path(__file__).parent / f"{name}.lua").read_text() for name in ("admit", "settle")}
+_SHA = {name: hashlib.sha1(source.encode()).hexdigest() for name, source in _SOURCE.items()}  # noqa: S324
 _scripts: dict[tuple[int, str], AsyncScript] = {}
 _down_until = 0.0
 _background: set[asyncio.Task[None]] = set()
@@ -135,21 +141,26 @@ async def limits_admit(
     period, _, period_end = period_of(now)
     scopes = scopes_of(tenant_id, key_prefix, limits, period)
     seeds: dict[int, tuple[int, int]] = {}
+    client = async_redis_client()
     try:
-        client = async_redis_client()
         async with asyncio.timeout(settings.GATEHOUSE_LIMITS_TIMEOUT):
             result = await _admit_call(
                 client, scopes, now, request_id, tokens, worst_price, worst_tokens, seeds
             )
-            if int(result[0]) == NEED_SEED:  # this month's budget is not in Redis: fetch it from the ledger
+        if int(result[0]) == NEED_SEED:  # this month's budget is not in Redis: fetch it from the ledger
+            async with asyncio.timeout(SEED_TIMEOUT_S):
                 for index, scope in enumerate(scopes):
                     if _capped(scope.limits):
                         seeds[index] = await _seed(schema, scope.label, now)
+            async with asyncio.timeout(settings.GATEHOUSE_LIMITS_TIMEOUT):
                 result = await _admit_call(
                     client, scopes, now, request_id, tokens, worst_price, worst_tokens, seeds
                 )
     except (RedisError, OSError, TimeoutError) as error:
         _down_until = time.monotonic() + DOWN_BACKOFF_S
+        _redis_down(error)
+        return None
+    except DatabaseError as error:  # the ledger could not be read for the seed: as if Redis were down
         _redis_down(error)
         return None
     code = int(result[0])
@@ -246,7 +257,7 @@ async def _seed(schema: str, key_prefix: str, now: int) -> tuple[int, int]:
 
 def _redis_down(error: Exception | None) -> None:
     if error is not None:
-        log.warning("limits: Redis unavailable (%s); failing %s", type(error).__name__, _mode())
+        log.warning("limits: cannot check limits (%s); failing %s", type(error).__name__, _mode())
     if _mode() == "closed":
         raise ApiError(
             503,
@@ -266,12 +277,35 @@ def limits_settle_later(admission: Admission, *, price: Decimal, tokens: int, pr
     """After the last byte: free the request's slot and reservation and count what it used (`price`,
     `tokens` against the monthly budgets; `provider_tokens`, what a provider processed, against TPM)."""
     inflight_done(_tag(scope, admission.tenant_id) for scope in admission.scopes)
-    task = asyncio.get_running_loop().create_task(_settle(admission, price, tokens, provider_tokens))
+    keys, args = _settle_call(admission, price, tokens, provider_tokens)
+    _later(_settle(keys, args, admission.request_id))
+
+
+def limits_settle_piggyback(
+    admission: Admission, *, price: Decimal, tokens: int, provider_tokens: int
+) -> Piggyback:
+    """The settle as a command to send in the same round trip as the request's usage event (what
+    `limits_settle_later` does, one Redis round trip fewer); if that fails, it is retried on its own (the
+    script is idempotent per request)."""
+    inflight_done(_tag(scope, admission.tenant_id) for scope in admission.scopes)
+    keys, args = _settle_call(admission, price, tokens, provider_tokens)
+
+    def retry(error: BaseException) -> None:
+        log.info("limits: settling %s on its own (%s)", admission.request_id, type(error).__name__)
+        _later(_settle(keys, args, admission.request_id))
+
+    return Piggyback(("EVALSHA", _SHA["settle"], len(keys), *keys, *args), retry)
+
+
+def _later(work: Coroutine[Any, Any, None]) -> None:
+    task = asyncio.get_running_loop().create_task(work)
     _background.add(task)
     task.add_done_callback(_background.discard)
 
 
-async def _settle(admission: Admission, price: Decimal, tokens: int, provider_tokens: int) -> None:
+def _settle_call(
+    admission: Admission, price: Decimal, tokens: int, provider_tokens: int
+) -> tuple[list[str], list[str | int]]:
     args: list[str | int] = [
         now_ms(),
         admission.request_id,
@@ -290,14 +324,18 @@ async def _settle(admission: Admission, price: Decimal, tokens: int, provider_to
             lim.soft_percent,
             scope.label,
         ]
-    keys = [key for scope in admission.scopes for key in scope.keys] + [ALERT_STREAM]
+    keys = [key for scope in admission.scopes for key in scope.keys]
+    return [*keys, f"gh:rl:settled:{admission.request_id}", ALERT_STREAM], args
+
+
+async def _settle(keys: list[str], args: list[str | int], request_id: str) -> None:
     try:
         client = async_redis_client()
         async with asyncio.timeout(max(settings.GATEHOUSE_LIMITS_TIMEOUT, 1.0)):
             await _script("settle", client)(keys=keys, args=args)
     except (RedisError, OSError, TimeoutError):
         # The lease frees the slot and the reservation later; the ledger still has the usage.
-        log.warning("limits: could not settle request %s", admission.request_id, exc_info=True)
+        log.warning("limits: could not settle request %s", request_id, exc_info=True)
 
 
 # -- answers -----------------------------------------------------------------------------------------------

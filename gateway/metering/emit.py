@@ -28,7 +28,10 @@ import logging
 import os
 import socket
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import orjson
 from django.conf import settings
@@ -53,37 +56,59 @@ def usage_event_payload(event: UsageEvent) -> bytes:
     return orjson.dumps(event.to_json_dict())
 
 
-async def usage_emit(event: UsageEvent) -> None:
+@dataclass(frozen=True, slots=True)
+class Piggyback:
+    """A Redis command sent in the same round trip as an event's XADD (the limiter's settle), so the request
+    path pays one round trip for both. `retry` is called with the error if the command failed or its fate
+    is unknown (the event itself is safe either way); the command must therefore be idempotent."""
+
+    command: tuple[Any, ...]
+    retry: Callable[[BaseException], None]
+
+
+async def usage_emit(event: UsageEvent, piggyback: Piggyback | None = None) -> None:
     """Make `event` durable (Redis Stream, else the local spool) before returning; never raises for Redis.
 
     Takes at most about EMIT_TIMEOUT_S plus one small fsync'd write when Redis is down. Raises only if the
     spool cannot be written either (disk full, read-only DATA_DIR): then the caller must not claim success.
     """
-    task = asyncio.ensure_future(_emit(event.request_id, usage_event_payload(event)))
+    task = asyncio.ensure_future(_emit(event.request_id, usage_event_payload(event), piggyback))
     # Keep a strong reference: a shielded task must survive its caller's cancellation.
     _inflight.add(task)
     task.add_done_callback(_inflight.discard)
     await asyncio.shield(task)
 
 
-async def _emit(request_id: str, payload: bytes) -> None:
+async def _emit(request_id: str, payload: bytes, piggyback: Piggyback | None) -> None:
     try:
         async with asyncio.timeout(EMIT_TIMEOUT_S):
-            await _xadd(payload)
+            await _xadd(payload, piggyback)
     except Exception as error:  # whatever Redis does, the event must land in the spool
+        if piggyback is not None:
+            piggyback.retry(error)
         _log_spooled(request_id, error)
         await asyncio.to_thread(usage_spool_append, payload)
 
 
-async def _xadd(payload: bytes) -> None:
+async def _xadd(payload: bytes, piggyback: Piggyback | None) -> None:
     while True:
         try:
-            await async_redis_client().xadd(USAGE_STREAM, {EVENT_FIELD: payload})
+            if piggyback is None:
+                await async_redis_client().xadd(USAGE_STREAM, {EVENT_FIELD: payload})
+                return
+            pipe = async_redis_client().pipeline(transaction=False)
+            pipe.xadd(USAGE_STREAM, {EVENT_FIELD: payload})
+            pipe.execute_command(*piggyback.command)
+            added, extra = await pipe.execute(raise_on_error=False)
         except MaxConnectionsError:
             # The pool is busy, Redis is fine: wait for a free connection (within EMIT_TIMEOUT_S).
             await asyncio.sleep(0.002)
-        else:
-            return
+            continue
+        if isinstance(extra, Exception):  # e.g. NOSCRIPT after a Redis restart: the event is unaffected
+            piggyback.retry(extra)
+        if isinstance(added, Exception):
+            raise added
+        return
 
 
 def usage_emit_sync(event: UsageEvent) -> None:

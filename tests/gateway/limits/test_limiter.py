@@ -346,3 +346,33 @@ def test_durations_are_written_as_openai_writes_them() -> None:
         "1m30.5s",
         "6m0s",
     ]
+
+
+def test_the_settle_rides_with_the_usage_event_and_is_retried_alone_after_noscript(
+    clock: Clock, ledger: str
+) -> None:
+    """After a Redis restart the pipelined EVALSHA fails with NOSCRIPT: the event is stored all the same, and
+    the settle runs again on its own; settling twice changes nothing the second time."""
+    from gateway.metering import emit
+
+    limits = tenant(concurrency=1, monthly_budget=Decimal(1))
+
+    async def main() -> list[Any]:
+        admission = await admit(limits, "p1", price="0.50", schema=ledger)
+        assert admission is not None
+        redis_client().script_flush()
+        piggyback = service.limits_settle_piggyback(
+            admission, price=Decimal("0.25"), tokens=7, provider_tokens=7
+        )
+        await emit._xadd(b'{"test": 1}', piggyback)
+        await settled()
+        limits_settle_later(admission, price=Decimal("0.25"), tokens=7, provider_tokens=7)  # a second time
+        await settled()
+        return [await outcome(admit(limits, "p2", price="0.50", schema=ledger))]
+
+    (after,) = run(main)
+    assert redis_client().xlen(emit.USAGE_STREAM) == 1
+    assert isinstance(after, Admission)  # the slot was freed
+    budget = redis_client().hgetall("gh:rl:{t1}:budget:2026-11")
+    assert budget["spent"] == str(25_000_000)  # counted once
+    assert budget["reserved"] == str(50_000_000)  # only p2's
