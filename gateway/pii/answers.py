@@ -16,6 +16,7 @@ import re
 from collections import Counter
 from typing import Any, Final
 
+from gateway.pii.apply import DeltaRewriter, messages_rewritten
 from gateway.pii.detect import pii_find
 
 HOLD_MAX: Final = 96
@@ -27,13 +28,13 @@ _OPEN_TAIL: Final = re.compile(r"(?:[A-Z]{2}\d{2}[A-Z0-9 ]*|[+(]?\d[\d()\-. /]*|
 _KEY_BEGIN: Final = "-----BEGIN"
 
 
-class AnswerScanner:
+class AnswerScanner(DeltaRewriter):
     """Removes findings of `categories` from answer text; counts what it removed, per category."""
 
     def __init__(self, categories: frozenset[str]) -> None:
+        super().__init__()
         self.categories = categories
         self.counts: Counter[str] = Counter()
-        self.carry: dict[int, str] = {}
         self.sent: dict[int, str] = {}  # per choice, the end of what was already let through
 
     def text(self, text: str, before: str = "") -> str:
@@ -52,32 +53,15 @@ class AnswerScanner:
 
     def completion(self, body: dict[str, Any]) -> dict[str, Any]:
         """A copy of a chat.completion with its messages' text scanned."""
-        choices = []
-        for choice in body.get("choices") or ():
-            message = choice.get("message") if isinstance(choice, dict) else None
-            if isinstance(message, dict) and isinstance(message.get("content"), str):
-                choice = {**choice, "message": {**message, "content": self.text(message["content"])}}
-            choices.append(choice)
-        return {**body, "choices": choices}
+        return messages_rewritten(body, self.text)
 
-    def chunk(self, chunk: dict[str, Any]) -> dict[str, Any]:
-        """A stream chunk with its content deltas scanned; a possibly unfinished value waits for the next."""
-        choices = []
-        for choice in chunk.get("choices") or ():
-            delta = choice.get("delta") or {}
-            index = int(choice.get("index", 0))
-            text = delta.get("content")
-            if isinstance(text, str) or choice.get("finish_reason"):
-                pending = self.carry.pop(index, "") + (text or "")
-                if not choice.get("finish_reason"):
-                    cut = _hold_from(pending)
-                    self.carry[index], pending = pending[cut:], pending[:cut]
-                if isinstance(text, str) or pending:
-                    before = self.sent.get(index, "")
-                    self.sent[index] = (before + pending)[-CONTEXT:]
-                    choice = {**choice, "delta": {**delta, "content": self.text(pending, before)}}
-            choices.append(choice)
-        return {**chunk, "choices": choices}
+    def hold_from(self, text: str) -> int:
+        return _hold_from(text)
+
+    def rewrite(self, index: int, text: str) -> str:
+        before = self.sent.get(index, "")
+        self.sent[index] = (before + text)[-CONTEXT:]
+        return self.text(text, before)
 
 
 def _hold_from(text: str) -> int:

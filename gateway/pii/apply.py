@@ -8,7 +8,7 @@ restores placeholders in a stream, holding back a possible placeholder cut betwe
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from gateway.api.errors import ApiError
@@ -58,23 +58,37 @@ def pii_apply(body: dict[str, Any], policy: PiiPolicy) -> Redactor | None:
     return redactor
 
 
-def completion_restore(body: dict[str, Any], redactor: Redactor) -> dict[str, Any]:
-    """A copy of a chat.completion with the placeholders in its messages restored."""
+def messages_rewritten(body: dict[str, Any], rewrite: Callable[[str], str]) -> dict[str, Any]:
+    """A copy of a chat.completion with `rewrite` applied to each choice's message text."""
     choices = []
     for choice in body.get("choices") or ():
         message = choice.get("message") if isinstance(choice, dict) else None
         if isinstance(message, dict) and isinstance(message.get("content"), str):
-            choice = {**choice, "message": {**message, "content": redactor.restore(message["content"])}}
+            choice = {**choice, "message": {**message, "content": rewrite(message["content"])}}
         choices.append(choice)
     return {**body, "choices": choices}
 
 
-class StreamRestorer:
-    """Restores placeholders in streamed content deltas, per choice, across chunk boundaries."""
+def completion_restore(body: dict[str, Any], redactor: Redactor) -> dict[str, Any]:
+    """A copy of a chat.completion with the placeholders in its messages restored."""
+    return messages_rewritten(body, redactor.restore)
 
-    def __init__(self, redactor: Redactor) -> None:
-        self.redactor = redactor
+
+class DeltaRewriter:
+    """Rewrites streamed content deltas, per choice, holding back a tail the next chunk may complete.
+
+    Subclasses say where that tail starts (`hold_from`) and what to do with the text let through
+    (`rewrite`); the held tail goes out with the next chunk, or with the choice's finishing chunk.
+    """
+
+    def __init__(self) -> None:
         self.carry: dict[int, str] = {}
+
+    def hold_from(self, text: str) -> int:
+        return len(text)
+
+    def rewrite(self, index: int, text: str) -> str:
+        return text
 
     def chunk(self, chunk: dict[str, Any]) -> dict[str, Any]:
         choices = []
@@ -85,10 +99,27 @@ class StreamRestorer:
             if isinstance(text, str) or choice.get("finish_reason"):
                 pending = self.carry.pop(index, "") + (text or "")
                 if not choice.get("finish_reason"):
-                    cut = pending.rfind("[")
-                    if cut != -1 and "]" not in pending[cut:] and len(pending) - cut <= PLACEHOLDER_MAX:
+                    cut = self.hold_from(pending)
+                    if cut < len(pending):
                         self.carry[index], pending = pending[cut:], pending[:cut]
                 if isinstance(text, str) or pending:
-                    choice = {**choice, "delta": {**delta, "content": self.redactor.restore(pending)}}
+                    choice = {**choice, "delta": {**delta, "content": self.rewrite(index, pending)}}
             choices.append(choice)
         return {**chunk, "choices": choices}
+
+
+class StreamRestorer(DeltaRewriter):
+    """Restores placeholders in streamed content deltas, holding back a placeholder cut between chunks."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        super().__init__()
+        self.redactor = redactor
+
+    def hold_from(self, text: str) -> int:
+        cut = text.rfind("[")
+        if cut != -1 and "]" not in text[cut:] and len(text) - cut <= PLACEHOLDER_MAX:
+            return cut
+        return len(text)
+
+    def rewrite(self, index: int, text: str) -> str:
+        return self.redactor.restore(text)

@@ -89,21 +89,9 @@ def test_a_streamed_answer_is_restored_even_when_a_placeholder_is_split_between_
     gateway: str, pii_tenant: tuple[Tenant, str], policy: Any
 ) -> None:
     policy({"email": "redact"})
-    body = echo(PROMPT, stream=True)
 
-    with httpx.stream(
-        "POST",
-        f"{gateway}/v1/chat/completions",
-        json=body,
-        headers={"authorization": f"Bearer {pii_tenant[1]}"},
-        timeout=30,
-    ) as response:
-        lines = [line for line in response.iter_lines() if line.startswith("data: {")]
-    text = "".join(
-        orjson.loads(line[6:])["choices"][0]["delta"].get("content") or ""
-        for line in lines
-        if orjson.loads(line[6:])["choices"]
-    )
+    text = _streamed_text(gateway, pii_tenant[1], echo(PROMPT, stream=True))
+
     assert CARD in text
     assert MAIL in text
     assert "[" + "EMAIL" not in text
