@@ -1,8 +1,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from django.db import connection, models
+from django_tenants.utils import schema_context
 from playwright.sync_api import Browser, Page, sync_playwright
 
 CHROMIUM = "/usr/bin/chromium"
@@ -36,3 +39,19 @@ def page(browser: Browser) -> Iterator[Page]:
     page.set_default_timeout(15_000)
     yield page
     context.close()
+
+
+def tenant_rows_delete(model: type[models.Model], schema: str) -> None:
+    """Delete a tenant's settings rows (back to the defaults, for the other tests) from a thread of its own:
+    Playwright's event loop runs on the test's thread, where Django refuses synchronous ORM calls. The
+    caller unblocks the database."""
+
+    def delete() -> None:
+        try:
+            with schema_context(schema):
+                model._default_manager.all().delete()
+        finally:
+            connection.close()  # this thread's own connection: the test database is dropped at the end
+
+    with ThreadPoolExecutor(1) as thread:
+        thread.submit(delete).result()

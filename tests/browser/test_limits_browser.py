@@ -3,16 +3,14 @@ requests per minute, sees it in force, and is told (not shown a 500) when a valu
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from django.db import connection
-from django_tenants.utils import schema_context
 from playwright.sync_api import Page, expect
 from pytest_django import DjangoDbBlocker
 
 from gateway.models import TenantLimits
+from tests.browser.conftest import tenant_rows_delete
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.browser
@@ -47,14 +45,5 @@ def test_an_owner_lowers_the_requests_per_minute(
         expect(error).to_contain_text("rpm 61 is above the plan's 60 (Free).")
         expect(in_force).to_have_text("45")
     finally:
-        with django_db_blocker.unblock(), ThreadPoolExecutor(1) as thread:  # Playwright's loop runs here
-            thread.submit(_tenant_limits_reset, "t_globex").result()
-
-
-def _tenant_limits_reset(schema: str) -> None:
-    """Back to the plan's defaults, for the other tests."""
-    try:
-        with schema_context(schema):
-            TenantLimits.objects.all().delete()
-    finally:
-        connection.close()  # this thread's own connection: the test database is dropped at the end
+        with django_db_blocker.unblock():
+            tenant_rows_delete(TenantLimits, "t_globex")

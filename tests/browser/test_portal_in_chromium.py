@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import re
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from django.db import connection
-from django_tenants.utils import schema_context
 from playwright.sync_api import Page, expect
 from pytest_django import DjangoDbBlocker
 
 from gateway.models import CacheSettings
+from tests.browser.conftest import tenant_rows_delete
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.browser
@@ -90,14 +88,5 @@ def test_an_owner_tunes_the_cache(
         page.get_by_role("button", name="Save").click()
         assert threshold.evaluate("e => e.validity.rangeUnderflow")  # the browser refuses to submit it
     finally:
-        with django_db_blocker.unblock(), ThreadPoolExecutor(1) as thread:  # Playwright's loop runs here
-            thread.submit(_cache_settings_reset, "t_globex").result()
-
-
-def _cache_settings_reset(schema: str) -> None:
-    """Back to the deployment defaults, for the other tests."""
-    try:
-        with schema_context(schema):
-            CacheSettings.objects.all().delete()
-    finally:
-        connection.close()  # this thread's own connection: the test database is dropped at the end
+        with django_db_blocker.unblock():
+            tenant_rows_delete(CacheSettings, "t_globex")
