@@ -15,7 +15,7 @@ from billing.models import BudgetAlert
 from config.redis import redis_client
 from gateway.invalidation import invalidate_publish
 from gateway.limits.clock import now_ms
-from gateway.limits.policy import LIMIT_FIELDS, Limits, plan_limits
+from gateway.limits.policy import LIMIT_FIELDS, Limits, key_limits, plan_limits, tenant_limits
 from gateway.limits.service import from_units, period_of, scope_keys
 from gateway.limits.usage import month_usage
 from gateway.models import ApiKey, TenantLimits
@@ -89,19 +89,16 @@ def limits_set(
 
 
 def limits_get(*, tenant: Tenant, key_prefix: str | None = None) -> Limits:
-    """The tenant's limits in force (its own over the plan's), or one key's own."""
+    """The tenant's limits in force (its own over the plan's), or one key's own. Raises ValidationError for
+    an unknown key."""
     with schema_context(tenant.schema_name):
-        row = TenantLimits.objects.filter(pk=1).first()
-        if key_prefix is not None:
-            key = ApiKey.objects.get(prefix=key_prefix)
-            return Limits(
-                **{n: getattr(key, n) for n in LIMIT_FIELDS}, soft_percent=row.soft_percent if row else 80
-            )
-    plan = plan_limits(tenant.plan)
-    own = {n: getattr(row, n) for n in LIMIT_FIELDS if row is not None and getattr(row, n) is not None}
-    return Limits(
-        **{**{n: getattr(plan, n) for n in LIMIT_FIELDS}, **own}, soft_percent=row.soft_percent if row else 80
-    )
+        limits = tenant_limits(tenant.plan, TenantLimits.objects.filter(pk=1).first())
+        if key_prefix is None:
+            return limits
+        key = ApiKey.objects.filter(prefix=key_prefix).first()
+        if key is None:
+            raise ValidationError(f"{tenant.slug} has no API key {key_prefix}.")
+        return key_limits(key, limits.soft_percent)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from billing.models import Plan
-    from gateway.models import ApiKey
+    from gateway.models import ApiKey, TenantLimits
 
 LIMIT_FIELDS = ("rpm", "tpm", "concurrency", "monthly_budget", "monthly_token_cap")
 
@@ -48,18 +48,29 @@ def plan_limits(plan: Plan) -> Limits:
     )
 
 
+def tenant_limits(plan: Plan, row: TenantLimits | None) -> Limits:
+    """A tenant's limits in force: its own values (`row`, if it saved any) over the plan's defaults."""
+    defaults = plan_limits(plan)
+    own = {n: getattr(row, n) for n in LIMIT_FIELDS if row is not None and getattr(row, n) is not None}
+    return Limits(
+        **{**{n: getattr(defaults, n) for n in LIMIT_FIELDS}, **own},
+        soft_percent=row.soft_percent if row else 80,
+    )
+
+
+def key_limits(api_key: ApiKey, soft_percent: int) -> Limits:
+    """An API key's own limits (None where it has none), alerting at its tenant's threshold."""
+    return Limits(**{name: getattr(api_key, name) for name in LIMIT_FIELDS}, soft_percent=soft_percent)
+
+
 def limit_set_load(plan: Plan, api_key: ApiKey) -> LimitSet:
     """The current schema's limits: its TenantLimits row over the plan's defaults, and the key's own."""
     from gateway.models import TenantLimits
 
     row = TenantLimits.objects.filter(pk=1).first()
-    defaults = plan_limits(plan)
-    tenant = Limits(
-        **{
-            name: getattr(row, name) if row is not None and getattr(row, name) is not None else default
-            for name, default in ((n, getattr(defaults, n)) for n in LIMIT_FIELDS)
-        },
-        soft_percent=row.soft_percent if row else 80,
+    tenant = tenant_limits(plan, row)
+    return LimitSet(
+        tenant=tenant,
+        key=key_limits(api_key, tenant.soft_percent),
+        context_overflow=row.context_overflow if row else "refuse",
     )
-    key = Limits(**{name: getattr(api_key, name) for name in LIMIT_FIELDS}, soft_percent=tenant.soft_percent)
-    return LimitSet(tenant=tenant, key=key, context_overflow=row.context_overflow if row else "refuse")
