@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from gateway.api.errors import ApiError
-from gateway.limits.clock import now_ms
+from gateway.limits.clock import duration, now_ms
 
 MAX_SCOPES = 50_000
 
@@ -89,8 +89,6 @@ def deny_clear() -> None:
 
 
 def _refusal(denial: Denial, now: int) -> ApiError:
-    from gateway.limits.service import duration
-
     retry_ms = denial.until_ms - now
     headers = (
         (b"x-ratelimit-limit-requests", str(denial.limit).encode()),

@@ -30,7 +30,7 @@ from redis.exceptions import RedisError
 
 from config.redis import async_redis_client
 from gateway.api.errors import ApiError
-from gateway.limits.clock import now_ms
+from gateway.limits.clock import duration, now_ms
 from gateway.limits.deny import Denial, deny_remember, inflight_add, inflight_done
 from gateway.limits.policy import Limits, LimitSet
 from gateway.metering.emit import Piggyback
@@ -339,17 +339,6 @@ async def _settle(keys: list[str], args: list[str | int], request_id: str) -> No
 
 
 # -- answers -----------------------------------------------------------------------------------------------
-def duration(ms: int) -> str:
-    """A duration as OpenAI writes it in x-ratelimit-reset-*: 20ms, 1.5s, 6m0s."""
-    if ms < 1000:
-        return f"{max(ms, 0)}ms"
-    seconds = ms / 1000
-    if seconds < 60:
-        return f"{seconds:.3f}".rstrip("0").rstrip(".") + "s"
-    minutes, rest = divmod(seconds, 60)
-    return f"{int(minutes)}m" + (f"{rest:.3f}".rstrip("0").rstrip(".") or "0") + "s"
-
-
 def _headers(result: list[Any]) -> Headers:
     headers: list[tuple[bytes, bytes]] = []
     for kind, offset in (("requests", 3), ("tokens", 6)):

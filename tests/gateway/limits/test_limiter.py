@@ -15,6 +15,7 @@ from django.test import override_settings
 from config.redis import redis_client
 from gateway.api.errors import ApiError
 from gateway.limits import deny, service
+from gateway.limits.clock import duration
 from gateway.limits.deny import Denial, deny_check, deny_clear, deny_remember
 from gateway.limits.policy import Limits, LimitSet
 from gateway.limits.service import Admission, limits_admit, limits_settle_later, scope_tags
@@ -338,7 +339,7 @@ def test_redis_down_fails_open_or_closed_at_once(clock: Clock, mode: str) -> Non
 
 
 def test_durations_are_written_as_openai_writes_them() -> None:
-    assert [service.duration(ms) for ms in (20, 1000, 1500, 60_000, 90_500, 360_000)] == [
+    assert [duration(ms) for ms in (20, 1000, 1500, 60_000, 90_500, 360_000)] == [
         "20ms",
         "1s",
         "1.5s",
