@@ -1,9 +1,12 @@
 """Admitting and settling requests against their tenant's and key's limits (admit.lua, settle.lua).
 
-`limits_admit` is the hot path's one Redis round trip before anything is sent upstream; `limits_settle_later`
-runs after the response's last byte. While Redis cannot be reached, requests are admitted unchecked
-(GATEHOUSE_LIMITS_REDIS_DOWN="open", the default) or refused with 503 ("closed"); Redis is not asked again
-for DOWN_BACKOFF_S after a failure, so an outage costs no request more than one short timeout.
+`limits_admit` is the hot path's one Redis round trip before anything is sent upstream; the settle rides in
+the usage event's XADD round trip (`limits_settle_piggyback`), or, for a request that ended without a usage
+event, runs on its own after the last byte (`limits_settle_later`).
+
+While Redis cannot be reached, requests are admitted unchecked (GATEHOUSE_LIMITS_REDIS_DOWN="open", the
+default) or refused with 503 ("closed"); Redis is not asked again for DOWN_BACKOFF_S after a failure, so an
+outage costs no request more than one short timeout.
 """
 
 from __future__ import annotations
