@@ -377,3 +377,20 @@ def test_the_settle_rides_with_the_usage_event_and_is_retried_alone_after_noscri
     budget = redis_client().hgetall("gh:rl:{t1}:budget:2026-11")
     assert budget["spent"] == str(25_000_000)  # counted once
     assert budget["reserved"] == str(50_000_000)  # only p2's
+
+
+@pytest.mark.parametrize("mode", ["open", "closed"])
+def test_an_unreadable_ledger_for_a_seed_is_handled_like_redis_down(
+    clock: Clock, mode: str, django_db_blocker: Any
+) -> None:
+    """The month's counters are missing and the ledger cannot be read (here: no such schema): the request is
+    admitted unchecked or refused with 503, never a 500."""
+    with django_db_blocker.unblock(), override_settings(GATEHOUSE_LIMITS_REDIS_DOWN=mode):
+        result = run(
+            lambda: outcome(admit(tenant(monthly_budget=Decimal(1)), "x", schema="t_no_such_schema"))
+        )
+    if mode == "open":
+        assert result is None
+    else:
+        assert isinstance(result, ApiError)
+        assert result.status == 503
