@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.urls import include, path
 
+from billing.views import stripe_webhook
 from dashboards.console import urls as console_urls
 from tenants import urls_public as account_urls
 from tenants.views import health
@@ -13,6 +14,7 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),
+    path("stripe/webhook", stripe_webhook, name="stripe-webhook"),
     path("console/", include(console_urls)),
     path("", include(account_urls)),
 ]

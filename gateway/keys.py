@@ -117,9 +117,10 @@ class KeyIdentity:
 class ApiKeyError(Exception):
     """The key is not usable; `reason` is one of: invalid, revoked, expired, suspended."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, detail: str = "") -> None:
         super().__init__(reason)
         self.reason = reason
+        self.detail = detail  # for "suspended": the tenant's suspension reason (shown to its own callers)
 
 
 def api_key_authenticate(raw_key: str) -> KeyIdentity:
@@ -146,5 +147,5 @@ def api_key_authenticate(raw_key: str) -> KeyIdentity:
     if api_key.status == ApiKey.Status.EXPIRED:
         raise ApiKeyError("expired")
     if not tenant.is_active:
-        raise ApiKeyError("suspended")
+        raise ApiKeyError("suspended", tenant.suspension_reason)
     return KeyIdentity(tenant=tenant, api_key=api_key)

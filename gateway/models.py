@@ -79,6 +79,12 @@ class RequestRecord(models.Model):
     tokens_estimated = models.BooleanField(default=False)
     provider_cost = models.DecimalField(max_digits=16, decimal_places=8, default=0)
     price = models.DecimalField(max_digits=16, decimal_places=8, default=0)
+    unit_input_price = models.DecimalField(
+        max_digits=16, decimal_places=8, default=0, help_text="Charged per 1M input tokens"
+    )
+    unit_output_price = models.DecimalField(
+        max_digits=16, decimal_places=8, default=0, help_text="Charged per 1M output tokens"
+    )
     latency_ms = models.PositiveIntegerField(default=0)
     ttft_ms = models.PositiveIntegerField(null=True, blank=True)
     cache_status = models.CharField(max_length=16, choices=CacheStatus.choices, default=CacheStatus.MISS)

@@ -1,12 +1,18 @@
 """Provider cost and the price charged for one request, in Decimal.
 
-Rounding: costs are computed exactly from per-million prices, then rounded half-up to 8 decimal places
-(RequestRecord's precision) once, here; sums over records are exact after that. Billing rounds to cents
-only on invoice lines.
+A request is rated when it is made, with the catalogue's provider prices and the tenant's plan then in force,
+and both the result and the unit prices it used are kept in its RequestRecord: later price or plan changes
+never re-rate old usage (docs/BILLING.md).
+
+Rounding (docs/BILLING.md): unit prices per 1M tokens are rounded half-up to 8 decimal places; a request's
+cost and price are computed exactly from tokens and unit prices, then rounded half-up to 8 places once,
+here. Sums of records are exact after that. Invoices round to cents only per invoice line.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
 from gateway.routing import ModelInfo
@@ -14,17 +20,65 @@ from gateway.routing import ModelInfo
 MILLION = Decimal(1_000_000)
 PLACES = Decimal("0.00000001")
 HUNDRED = Decimal(100)
+ZERO = Decimal(0)
+
+
+def _places8(value: Decimal) -> Decimal:
+    return value.quantize(PLACES, rounding=ROUND_HALF_UP)
+
+
+@dataclass(frozen=True, slots=True)
+class UnitPrices:
+    """What one million input and output tokens cost (or are charged), 8 decimal places."""
+
+    input: Decimal
+    output: Decimal
+
+    def amount(self, input_tokens: int, output_tokens: int) -> Decimal:
+        """The amount of a request, exact then rounded half-up to 8 places."""
+        return _places8((input_tokens * self.input + output_tokens * self.output) / MILLION)
+
+    def percent(self, percent: Decimal) -> UnitPrices:
+        """These prices times `percent` / 100 (a cache hit's price), rounded to 8 places."""
+        return UnitPrices(_places8(self.input * percent / HUNDRED), _places8(self.output * percent / HUNDRED))
+
+
+FREE = UnitPrices(ZERO, ZERO)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRule:
+    """A plan's own price for one model: explicit prices per 1M tokens, or its own markup percent."""
+
+    markup_percent: Decimal | None = None
+    input_price_per_mtok: Decimal | None = None
+    output_price_per_mtok: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PlanPricing:
+    """How a plan prices requests: a markup over provider cost, per-model rules, and the cache-hit percent."""
+
+    markup_percent: Decimal = Decimal(20)
+    hit_percent: Decimal = Decimal(10)
+    rules: Mapping[str, ModelRule] = field(default_factory=dict)
+
+    def unit_prices(self, model: ModelInfo) -> UnitPrices:
+        """What this plan charges per 1M tokens of `model` when a provider answers."""
+        rule = self.rules.get(model.name)
+        if (
+            rule is not None
+            and rule.input_price_per_mtok is not None
+            and rule.output_price_per_mtok is not None
+        ):
+            return UnitPrices(_places8(rule.input_price_per_mtok), _places8(rule.output_price_per_mtok))
+        markup = rule.markup_percent if rule is not None and rule.markup_percent is not None else None
+        return provider_prices(model).percent(HUNDRED + (self.markup_percent if markup is None else markup))
+
+
+def provider_prices(model: ModelInfo) -> UnitPrices:
+    return UnitPrices(_places8(model.input_price_per_mtok), _places8(model.output_price_per_mtok))
 
 
 def provider_cost(model: ModelInfo, input_tokens: int, output_tokens: int) -> Decimal:
-    raw = (input_tokens * model.input_price_per_mtok + output_tokens * model.output_price_per_mtok) / MILLION
-    return raw.quantize(PLACES, rounding=ROUND_HALF_UP)
-
-
-def price_charged(cost: Decimal, markup_percent: Decimal) -> Decimal:
-    return (cost * (HUNDRED + markup_percent) / HUNDRED).quantize(PLACES, rounding=ROUND_HALF_UP)
-
-
-def price_of_hit(miss_price: Decimal, hit_percent: Decimal) -> Decimal:
-    """What a cache hit is charged: the plan's percent of what the same answer would be charged on a miss."""
-    return (miss_price * hit_percent / HUNDRED).quantize(PLACES, rounding=ROUND_HALF_UP)
+    return provider_prices(model).amount(input_tokens, output_tokens)

@@ -12,7 +12,6 @@ import logging
 import time
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -20,6 +19,7 @@ from django.conf import settings
 from django.db import close_old_connections
 from django_tenants.utils import schema_context
 
+from billing.plans import plan_pricing_load
 from config.redis import async_redis_client
 from gateway.api.errors import ApiError
 from gateway.cache.policy import CachePolicy, cache_policy_load
@@ -29,6 +29,7 @@ from gateway.keys import ApiKeyError, api_key_authenticate, key_hash, key_parse
 from gateway.limits.deny import deny_clear
 from gateway.limits.policy import LimitSet, limit_set_load
 from gateway.pii.policy import PiiPolicy, pii_policy_load
+from gateway.pricing import PlanPricing
 from gateway.routing import ModelInfo
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ class Principal:
     key_prefix: str
     allowed_models: tuple[str, ...]
     expires_at: float | None  # epoch seconds
-    markup_percent: Decimal
+    pricing: PlanPricing
     chains: Mapping[str, list[str]]  # the tenant's overrides, merged over the defaults
     cache: CachePolicy
     pii: PiiPolicy = field(default_factory=PiiPolicy)
@@ -72,7 +73,7 @@ def _load_principal(raw_key: str) -> Principal:
     tenant = identity.tenant
     with schema_context(tenant.schema_name):
         overrides = {c.task_type: list(c.model_names) for c in FallbackChain.objects.all()}
-        cache = cache_policy_load(tenant.plan.cache_hit_percent)
+        cache = cache_policy_load()
         pii = pii_policy_load()
         limits = limit_set_load(tenant.plan, identity.api_key)
     expires = identity.api_key.expires_at
@@ -84,7 +85,7 @@ def _load_principal(raw_key: str) -> Principal:
         key_prefix=identity.api_key.prefix,
         allowed_models=tuple(identity.api_key.allowed_models),
         expires_at=expires.timestamp() if expires else None,
-        markup_percent=tenant.plan.markup_percent,
+        pricing=plan_pricing_load(tenant.plan),
         chains={**settings.GATEHOUSE_DEFAULT_CHAINS, **overrides},
         cache=cache,
         pii=pii,
@@ -98,19 +99,7 @@ def _load_catalogue() -> dict[str, ModelInfo]:
 
     close_old_connections()
     return {
-        m.name: ModelInfo(
-            name=m.name,
-            provider=m.provider,
-            endpoint=m.endpoint,
-            upstream_model=m.upstream_model,
-            input_price_per_mtok=m.input_price_per_mtok,
-            output_price_per_mtok=m.output_price_per_mtok,
-            context_window=m.context_window,
-            max_output_tokens=m.max_output_tokens,
-            supports_vision=m.supports_vision,
-            supports_tools=m.supports_tools,
-            supports_n=m.supports_n,
-        )
+        m.name: m.info()
         for m in CatalogModel.objects.filter(is_active=True)
         if m.endpoint in settings.GATEHOUSE_ENDPOINTS
     }
@@ -223,7 +212,8 @@ class HotState:
             principal = await sync_to_async(_load_principal)(raw_key)
         except ApiKeyError as error:
             self.principals.pop(digest, None)
-            api_error = _suspended() if error.reason == "suspended" else _unauthorised(error.reason)
+            suspended = error.reason == "suspended"
+            api_error = _suspended(error.detail) if suspended else _unauthorised(error.reason)
             self._remember_rejection(digest, api_error, time.monotonic())
             return
         except Exception:
@@ -285,10 +275,11 @@ def _unauthorised(reason: str) -> ApiError:
     return ApiError(401, messages.get(reason, messages["invalid"]), code="invalid_api_key")
 
 
-def _suspended() -> ApiError:
+def _suspended(reason: str = "") -> ApiError:
+    why = f" ({reason})" if reason else ""
     return ApiError(
         403,
-        "This organisation is suspended: API requests are refused until it is reactivated. "
+        f"This organisation is suspended{why}: API requests are refused until it is reactivated. "
         "Please check your billing status in the portal.",
         code="tenant_suspended",
     )

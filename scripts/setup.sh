@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent set-up shared by `make run` and `make test`: virtualenv and Python packages (pinned by
 # constraints.txt), then Redis and the embedded PostgreSQL unless REDIS_URL / DATABASE_URL point elsewhere,
-# then migrations of the public and every tenant schema.
+# localstripe's own virtualenv, then migrations of the public and every tenant schema.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -40,6 +40,8 @@ fi
 mkdir -p .data
 if [ -z "${REDIS_URL:-}" ]; then scripts/redis.sh start; fi
 if [ -z "${DATABASE_URL:-}" ]; then scripts/postgres.sh start; fi
+# localstripe, the offline Stripe fake (own virtualenv), unless real Stripe is set: a key and no API base.
+if [ -z "${STRIPE_API_KEY:-}" ] || [ -n "${STRIPE_API_BASE:-}" ]; then scripts/localstripe.sh install; fi
 
 "$PY" manage.py migrate_schemas --noinput -v 0
 "$PY" manage.py collectstatic --noinput -v 0

@@ -11,7 +11,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from billing.models import Plan
+from billing.models import Plan, PlanAssignment
 from gateway.invalidation import invalidate_publish
 from tenants.models import Domain, Membership, Tenant, User
 from tenants.slugs import schema_name_for, slug_validate
@@ -82,6 +82,7 @@ def tenant_create(
         plan=plan or plan_get_default(),
     )
     tenant.save(verbosity=0)  # creates and migrates the schema
+    PlanAssignment.objects.create(tenant=tenant, plan=tenant.plan, starts_at=tenant.created_at)
     Domain.objects.create(domain=tenant_domain_for(slug), tenant=tenant, is_primary=True)
     Membership.objects.create(user=owner, tenant=tenant, role=Membership.Role.OWNER)
     return TenantCreated(tenant=tenant, owner=owner, owner_password=generated)

@@ -20,6 +20,7 @@ from config.redis import redis_client
 from tenants.models import Tenant, User
 from tenants.services import membership_add, tenant_create
 from tests.live import free_port, start_simulator, start_web, start_worker, stop
+from tests.stripe_server import start_localstripe
 
 PASSWORD = "correct-horse-battery"
 
@@ -171,9 +172,20 @@ def live_server_url(world: World, simulator_url: str, artifacts_dir: Path) -> It
 
 
 @pytest.fixture(scope="session")
-def celery_worker(world: World, artifacts_dir: Path) -> Iterator[str]:
-    """A real Celery worker process on the test broker and database."""
+def localstripe_url(artifacts_dir: Path) -> Iterator[str]:
+    """localstripe's base URL, for `stripe.StripeClient(..., base_addresses={"api": url})`. Its state is in
+    memory only and shared by the session: tests that need it empty use the `localstripe` fixture."""
+    port = free_port()
+    proc = start_localstripe(port, artifacts_dir / "localstripe.log")
+    yield f"http://127.0.0.1:{port}"
+    stop(proc)
+
+
+@pytest.fixture(scope="session")
+def celery_worker(world: World, artifacts_dir: Path, localstripe_url: str) -> Iterator[str]:
+    """A real Celery worker process on the test broker and database (billing tasks talk to localstripe)."""
     name = f"test-{os.getpid()}@localhost"
-    proc = start_worker(name, artifacts_dir / "worker.log")
+    env = {"STRIPE_API_BASE": localstripe_url, "GATEHOUSE_STRIPE_LOCALSTRIPE": "true"}
+    proc = start_worker(name, artifacts_dir / "worker.log", **env)
     yield name
     stop(proc)

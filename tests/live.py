@@ -90,7 +90,7 @@ def start_simulator(port: int, log: Path) -> Popen:
     return _start_server(argv, port=port, log=log, env=process_env(), what="provider simulator")
 
 
-def start_worker(name: str, log: Path) -> subprocess.Popen[bytes]:
+def start_worker(name: str, log: Path, **extra: str) -> subprocess.Popen[bytes]:
     from config.celery import app
 
     with log.open("wb") as out:
@@ -112,7 +112,7 @@ def start_worker(name: str, log: Path) -> subprocess.Popen[bytes]:
                 "--without-gossip",
             ],
             cwd=ROOT,
-            env=process_env(),
+            env=process_env(**extra),
             stdout=out,
             stderr=subprocess.STDOUT,
         )

@@ -10,6 +10,7 @@ from typing import Any
 
 import dj_database_url
 import django_stubs_ext
+from celery.schedules import crontab
 
 from config.env import (
     env_bool,
@@ -151,6 +152,25 @@ CELERY_BEAT_SCHEDULE = {
     "budget-alerts": {
         "task": "gateway.limits.tasks.budget_alerts_drain",
         "schedule": float(env_int("GATEHOUSE_BUDGET_ALERT_SECONDS", 5)),
+    },
+    # Usage rollups (billing.rollups): the days that received records since the last pass.
+    "billing-rollups": {
+        "task": "billing.tasks.rollups_update",
+        "schedule": float(env_int("GATEHOUSE_ROLLUP_SECONDS", 300)),
+    },
+    # The invoice run of the month that just ended: 01:00 UTC on the 1st (usage lags by seconds).
+    "billing-invoice-run": {
+        "task": "billing.tasks.invoice_run_previous_month",
+        "schedule": crontab(minute=0, hour=1, day_of_month=1),
+    },
+    # Unpaid invoices past their grace period suspend their tenants; meter events (meters mode) are sent.
+    "billing-grace": {
+        "task": "billing.tasks.grace_enforce",
+        "schedule": float(env_int("GATEHOUSE_BILLING_GRACE_CHECK_SECONDS", 600)),
+    },
+    "billing-meter-events": {
+        "task": "billing.tasks.meter_events_send",
+        "schedule": float(env_int("GATEHOUSE_METER_SEND_SECONDS", 300)),
     },
 }
 
@@ -305,3 +325,32 @@ GATEHOUSE_BUDGET_ALERT_HOOKS = env_list(
 )
 GATEHOUSE_BUDGET_ALERT_WEBHOOK_URL = env_str("GATEHOUSE_BUDGET_ALERT_WEBHOOK_URL", "")
 GATEHOUSE_TEST_CLOCK_FILE = env_str("GATEHOUSE_TEST_CLOCK_FILE", "")  # tests only: see gateway.limits.clock
+
+# Billing (billing/, docs/BILLING.md). Without STRIPE_API_KEY the defaults point at localstripe, the
+# Stripe-compatible dev server `make run` starts; a real key with STRIPE_API_BASE unset means real Stripe.
+STRIPE_API_KEY = env_secret("STRIPE_API_KEY") or "sk_test_gatehouse_localstripe"
+STRIPE_API_BASE = env_str(
+    "STRIPE_API_BASE",
+    "" if env_secret("STRIPE_API_KEY") else f"http://127.0.0.1:{env_int('GATEHOUSE_LOCALSTRIPE_PORT', 8420)}",
+)
+STRIPE_WEBHOOK_SECRET = env_secret("STRIPE_WEBHOOK_SECRET") or "whsec_gatehouse_dev_only"
+# localstripe gaps (no finalize; invoices only for subscribed customers): on by default with STRIPE_API_BASE
+GATEHOUSE_STRIPE_LOCALSTRIPE = env_bool("GATEHOUSE_STRIPE_LOCALSTRIPE", bool(STRIPE_API_BASE))
+GATEHOUSE_STRIPE_NETWORK_RETRIES = env_int("GATEHOUSE_STRIPE_NETWORK_RETRIES", 2)
+# Signed webhooks older than this are refused (replay protection), as Stripe's libraries do by default.
+GATEHOUSE_STRIPE_WEBHOOK_TOLERANCE = env_int("GATEHOUSE_STRIPE_WEBHOOK_TOLERANCE", 300)
+# "invoice_items": our rated lines become invoice items of one invoice per period. "meters": daily meter
+# events to a Stripe Billing Meter instead (Stripe then invoices through the tenant's metered price).
+GATEHOUSE_BILLING_MODE = env_str("GATEHOUSE_BILLING_MODE", "invoice_items")
+if GATEHOUSE_BILLING_MODE not in ("invoice_items", "meters"):
+    raise ValueError("GATEHOUSE_BILLING_MODE must be 'invoice_items' or 'meters'")
+GATEHOUSE_METER_EVENT_NAME = env_str("GATEHOUSE_METER_EVENT_NAME", "gatehouse_usage")
+GATEHOUSE_METER_UNIT = env_str("GATEHOUSE_METER_UNIT", "0.0001")  # currency per meter unit
+# An issued invoice still unpaid this many days later suspends its tenant (until it is paid).
+GATEHOUSE_BILLING_GRACE_DAYS = env_float("GATEHOUSE_BILLING_GRACE_DAYS", 14)
+# How often a failed invoice run is retried (Stripe unreachable), and how long between attempts.
+GATEHOUSE_BILLING_RUN_RETRIES = env_int("GATEHOUSE_BILLING_RUN_RETRIES", 12)
+GATEHOUSE_BILLING_RUN_RETRY_SECONDS = env_float("GATEHOUSE_BILLING_RUN_RETRY_SECONDS", 300)
+GATEHOUSE_METER_SETTLE_HOURS = env_float(
+    "GATEHOUSE_METER_SETTLE_HOURS", 2
+)  # a day is reported this long after it ends

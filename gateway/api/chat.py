@@ -151,7 +151,7 @@ class ChatCompletionsConsumer(GatewayConsumer):
             body,
             run.route.candidates,
             prompt_tokens=meter.prompt_estimate,
-            markup_percent=principal.markup_percent,
+            pricing=principal.pricing,
             own_key_endpoints=principal.credentials,
         )
         self.admission = await limits_admit(

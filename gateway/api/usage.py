@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from gateway.metering.emit import usage_emit
 from gateway.metering.events import UsageEvent
-from gateway.pricing import price_charged, price_of_hit, provider_cost
+from gateway.pricing import FREE, provider_cost
 from gateway.providers.base import Usage
 from gateway.routing import ModelInfo
 from gateway.state import Principal
@@ -62,16 +62,20 @@ class UsageBuilder:
             return
         self.emitted = True
         consumer = self.consumer
-        cost = Decimal(0)
+        cost, units = Decimal(0), FREE
         # With the tenant's own provider key the provider bills the tenant, not us: no cost, no price here.
         own_key = self.model is not None and self.model.endpoint in self.principal.credentials
-        if usage is not None and self.model is not None and not own_key:
-            cost = provider_cost(self.model, usage.prompt_tokens, usage.completion_tokens)
-        price = price_charged(cost, self.principal.markup_percent)
+        if self.model is not None and not own_key:
+            units = self.principal.pricing.unit_prices(self.model)
+            if usage is not None:
+                cost = provider_cost(self.model, usage.prompt_tokens, usage.completion_tokens)
         hit, saving = self.hit, Decimal(0)
         if hit is not None:  # no provider was called: the cost is saved, the plan's hit price is charged
             cost, saving = Decimal(0), cost
-            price = price_of_hit(price, self.principal.cache.hit_percent)
+            units = units.percent(self.principal.pricing.hit_percent)
+        price = (
+            units.amount(usage.prompt_tokens, usage.completion_tokens) if usage is not None else Decimal(0)
+        )
         event = UsageEvent(
             request_id=consumer.request_id,
             tenant_schema=self.principal.schema,
@@ -87,6 +91,8 @@ class UsageBuilder:
             tokens_estimated=usage.estimated if usage else False,
             provider_cost=cost,
             price=price,
+            unit_input_price=units.input,
+            unit_output_price=units.output,
             latency_ms=int((time.perf_counter() - consumer.started) * 1000),
             ttft_ms=self.ttft_ms,
             cache_status=hit.status if hit else "miss",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
 
 from django.conf import settings
 
@@ -16,10 +15,9 @@ class CachePolicy:
     ttl_seconds: int
     max_entries: int
     max_temperature: float
-    hit_percent: Decimal = Decimal(10)  # the plan's price of a hit, percent of the miss price
 
 
-def cache_policy_load(hit_percent: Decimal) -> CachePolicy:
+def cache_policy_load() -> CachePolicy:
     """The current schema's settings (its CacheSettings row, else the deployment defaults). Reads only."""
     from gateway.models import CacheSettings
 
@@ -34,5 +32,4 @@ def cache_policy_load(hit_percent: Decimal) -> CachePolicy:
         ttl_seconds=int(values["ttl_seconds"]),
         max_entries=int(values["max_entries"]),
         max_temperature=float(values["max_temperature"]),
-        hit_percent=hit_percent,
     )

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from gateway.pricing import price_charged, provider_cost
+from gateway.pricing import PlanPricing
 from gateway.routing import ModelInfo
 
 
@@ -23,7 +23,7 @@ def request_estimate(
     candidates: tuple[ModelInfo, ...],
     *,
     prompt_tokens: int,
-    markup_percent: Decimal,
+    pricing: PlanPricing,
     own_key_endpoints: Mapping[str, str],
 ) -> Estimate:
     n = body.get("n") or 1
@@ -37,7 +37,7 @@ def request_estimate(
         worst_tokens = max(worst_tokens, prompt_tokens + output * n)
         if model.endpoint in own_key_endpoints:  # billed by the provider to the tenant, not by us
             continue
-        price = price_charged(provider_cost(model, prompt_tokens, output * n), markup_percent)
+        price = pricing.unit_prices(model).amount(prompt_tokens, output * n)
         worst_price = max(worst_price, price)
     return Estimate(
         tpm_tokens=prompt_tokens + (asked or 0) * n, worst_tokens=worst_tokens, worst_price=worst_price

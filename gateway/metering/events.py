@@ -51,6 +51,8 @@ class UsageEvent:
     cache_similarity: float | None = None  # cosine of a semantic hit (1.0 for an exact hit)
     cache_saving: Decimal = Decimal(0)  # the provider cost a cache hit avoided
     pii_counts: dict[str, int] = field(default_factory=dict)  # distinct values redacted, per category
+    unit_input_price: Decimal = Decimal(0)  # charged per 1M input tokens (the price's rate)
+    unit_output_price: Decimal = Decimal(0)  # charged per 1M output tokens
 
     @property
     def fallback_count(self) -> int:
@@ -67,6 +69,8 @@ class UsageEvent:
         data["provider_cost"] = str(self.provider_cost)
         data["price"] = str(self.price)
         data["cache_saving"] = str(self.cache_saving)
+        data["unit_input_price"] = str(self.unit_input_price)
+        data["unit_output_price"] = str(self.unit_output_price)
         return data
 
     @classmethod
@@ -76,5 +80,7 @@ class UsageEvent:
         data["provider_cost"] = Decimal(data["provider_cost"])
         data["price"] = Decimal(data["price"])
         data["cache_saving"] = Decimal(data.get("cache_saving", "0"))
+        data["unit_input_price"] = Decimal(data.get("unit_input_price", "0"))
+        data["unit_output_price"] = Decimal(data.get("unit_output_price", "0"))
         data["attempts"] = tuple(Attempt(**a) for a in data.get("attempts", ()))
         return cls(**data)

@@ -104,6 +104,8 @@ def usage_event_record(event: UsageEvent, *, recorded_at: datetime) -> RequestRe
         tokens_estimated=event.tokens_estimated,
         provider_cost=event.provider_cost,
         price=event.price,
+        unit_input_price=event.unit_input_price,
+        unit_output_price=event.unit_output_price,
         latency_ms=event.latency_ms,
         ttft_ms=event.ttft_ms,
         cache_status=event.cache_status,

@@ -32,6 +32,8 @@ def make_event(request_id: str, *, schema: str, tenant_id: int, **overrides: Any
         "tokens_estimated": True,
         "provider_cost": Decimal("0.00123456"),
         "price": Decimal("0.00234567"),
+        "unit_input_price": Decimal("0.24"),
+        "unit_output_price": Decimal("0.96"),
         "latency_ms": 812,
         "ttft_ms": 95,
         "cache_status": "hit-semantic",

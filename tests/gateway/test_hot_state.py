@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -14,6 +13,7 @@ from gateway import state
 from gateway.api.errors import ApiError
 from gateway.cache.policy import CachePolicy
 from gateway.keys import ApiKeyError
+from gateway.pricing import PlanPricing
 from gateway.state import HotState, Principal
 
 KEY = "gate_AAAAAAAAAAAA_" + "B" * 40
@@ -28,7 +28,7 @@ def principal(slug: str) -> Principal:
         key_prefix="AAAAAAAAAAAA",
         allowed_models=(),
         expires_at=None,
-        markup_percent=Decimal(20),
+        pricing=PlanPricing(),
         chains={},
         cache=CachePolicy(False, False, 0.9, 3600, 100, 1.0),
     )

@@ -115,6 +115,8 @@ def test_an_emitted_event_is_stored_in_its_tenant_schema_with_every_field(
         "tokens_estimated": True,
         "provider_cost": Decimal("0.00123456"),
         "price": Decimal("0.00234567"),
+        "unit_input_price": Decimal("0.24"),
+        "unit_output_price": Decimal("0.96"),
         "latency_ms": 812,
         "ttft_ms": 95,
         "cache_status": "hit-semantic",

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from gateway.api.errors import ApiError
-from gateway.pricing import price_charged, provider_cost
+from gateway.pricing import ModelRule, PlanPricing, UnitPrices, provider_cost
 from gateway.routing import ModelInfo, classify, model_allowed, route, task_type_override
 
 
@@ -154,5 +154,17 @@ def test_cost_and_price_are_exact_decimals() -> None:
     cost = provider_cost(gpt, 1_234, 567)
 
     assert cost == Decimal("0.00052530")  # 1234 * 0.15e-6 + 567 * 0.60e-6 = 0.0001851 + 0.0003402
-    assert price_charged(cost, Decimal("20")) == Decimal("0.00063036")
-    assert price_charged(Decimal("0.00000001"), Decimal("50")) == Decimal("0.00000002")  # half-up
+    units = PlanPricing(markup_percent=Decimal(20)).unit_prices(gpt)
+    assert units == UnitPrices(Decimal("0.18"), Decimal("0.72"))
+    assert units.amount(1_234, 567) == Decimal("0.00063036")
+    assert UnitPrices(Decimal("0.015"), Decimal(0)).amount(1, 0) == Decimal("0.00000002")  # half-up
+
+
+def test_plan_rules_price_a_model_explicitly_or_with_its_own_markup() -> None:
+    gpt = model("gpt-4o-mini", input_price_per_mtok=Decimal("0.15"), output_price_per_mtok=Decimal("0.60"))
+    fixed = PlanPricing(rules={"gpt-4o-mini": ModelRule(None, Decimal("0.25"), Decimal("1.00"))})
+    marked = PlanPricing(rules={"gpt-4o-mini": ModelRule(markup_percent=Decimal(50))})
+
+    assert fixed.unit_prices(gpt) == UnitPrices(Decimal("0.25"), Decimal("1.00"))
+    assert marked.unit_prices(gpt) == UnitPrices(Decimal("0.225"), Decimal("0.90"))
+    assert fixed.unit_prices(gpt).percent(Decimal(10)) == UnitPrices(Decimal("0.025"), Decimal("0.1"))

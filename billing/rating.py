@@ -1,0 +1,231 @@
+"""Rating: a tenant's period (its rollups and plan history) as invoice lines, exact then rounded to cents.
+
+Rules (docs/BILLING.md):
+- Usage lines: one per model, cache status (provider answer or cache hit) and unit prices. Its exact amount
+  is input tokens x input unit price + output tokens x output unit price, per 1M; the unit prices are those
+  the requests were rated at (the catalogue price and the plan in force when each request arrived).
+- Base fee, included allowance and minimum charge: each plan the tenant was on during the period counts for
+  the share of the period it was in force, to the second.
+- Allowance: included tokens first (covering that share of the usage amount), then included currency; the
+  credit never exceeds the usage lines.
+- Minimum: if the invoice is below the prorated minimum, a top-up line brings it up to it.
+- Each line's exact amount is rounded half-up to cents once; the invoice total is the sum of those cents.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
+
+from billing.models import InvoiceLine, UsageRollup
+from billing.periods import period_bounds
+from billing.plans import PlanSpan, plan_spans
+from tenants.models import Tenant
+
+CENT = Decimal("0.01")
+MILLION = Decimal(1_000_000)
+ZERO = Decimal(0)
+MISS = "miss"
+
+
+def cents(amount: Decimal) -> Decimal:
+    return amount.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+@dataclass(frozen=True, slots=True)
+class LineDraft:
+    kind: str
+    description: str
+    exact_amount: Decimal
+    model: str = ""
+    requests: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    unit_input_price: Decimal | None = None
+    unit_output_price: Decimal | None = None
+
+    @property
+    def amount(self) -> Decimal:
+        return cents(self.exact_amount)
+
+
+@dataclass(frozen=True, slots=True)
+class Rating:
+    currency: str
+    lines: list[LineDraft] = field(default_factory=list)
+
+    @property
+    def total(self) -> Decimal:
+        return sum((line.amount for line in self.lines), ZERO)
+
+
+@dataclass(slots=True)
+class _Usage:
+    requests: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+def period_rate(tenant: Tenant, period: str, *, until: datetime | None = None) -> Rating:
+    """The lines of `tenant`'s invoice for `period` from its rollups (bring them up to date first).
+
+    With `until`, usage is what the rollups hold so far, and fees count up to `until`'s share (an estimate of
+    a period in progress, for the portal)."""
+    start, end = period_bounds(period)
+    spans = plan_spans(tenant, start, min(end, until) if until else end)
+    usage = _usage_lines(tenant, period)
+    lines = list(usage)
+    lines += _fee_lines(spans, start, end)
+    lines += _allowance_lines(spans, start, end, usage)
+    lines += _minimum_lines(spans, start, end, lines)
+    currency = spans[-1].plan.currency if spans else tenant.plan.currency
+    return Rating(currency=currency, lines=lines)
+
+
+LineKey = tuple[str, bool, Decimal, Decimal]
+
+
+def usage_line_key(model: str, cache_status: str, unit_in: Decimal, unit_out: Decimal) -> LineKey:
+    """Which usage line a rollup (or a ledger group) belongs to: hits of either kind share a line."""
+    return model, cache_status != MISS, unit_in, unit_out
+
+
+def usage_exact(input_tokens: int, output_tokens: int, unit_in: Decimal, unit_out: Decimal) -> Decimal:
+    return (input_tokens * unit_in + output_tokens * unit_out) / MILLION
+
+
+def _usage_lines(tenant: Tenant, period: str) -> list[LineDraft]:
+    start, end = period_bounds(period)
+    groups: dict[LineKey, _Usage] = defaultdict(_Usage)
+    rollups = UsageRollup.objects.filter(tenant=tenant, day__gte=start.date(), day__lt=end.date())
+    for row in rollups.values_list(
+        "model",
+        "cache_status",
+        "unit_input_price",
+        "unit_output_price",
+        "requests",
+        "input_tokens",
+        "output_tokens",
+    ).iterator(chunk_size=2000):
+        model, status, unit_in, unit_out, requests, input_tokens, output_tokens = row
+        group = groups[usage_line_key(model, status, unit_in, unit_out)]
+        group.requests += requests
+        group.input_tokens += input_tokens
+        group.output_tokens += output_tokens
+    lines = []
+    for (model, hit, unit_in, unit_out), group in sorted(groups.items()):
+        exact = usage_exact(group.input_tokens, group.output_tokens, unit_in, unit_out)
+        if exact == 0:
+            continue  # failed requests, or the tenant's own provider keys: nothing to bill
+        label = f"{model} (cache hits)" if hit else model
+        lines.append(
+            LineDraft(
+                kind=InvoiceLine.Kind.CACHE_HITS if hit else InvoiceLine.Kind.USAGE,
+                description=(
+                    f"{label}: {group.input_tokens:,} input tokens x {_money(unit_in)}/1M"
+                    f" + {group.output_tokens:,} output tokens x {_money(unit_out)}/1M"
+                    f" ({group.requests:,} requests)"
+                ),
+                exact_amount=exact,
+                model=model,
+                requests=group.requests,
+                input_tokens=group.input_tokens,
+                output_tokens=group.output_tokens,
+                unit_input_price=unit_in,
+                unit_output_price=unit_out,
+            )
+        )
+    return lines
+
+
+def _share(span: PlanSpan, start: datetime, end: datetime) -> Decimal:
+    seconds = Decimal(int((span.end - span.start).total_seconds()))
+    return seconds / Decimal(int((end - start).total_seconds()))
+
+
+def _when(span: PlanSpan, start: datetime, end: datetime) -> str:
+    if span.start == start and span.end == end:
+        return f"{start:%B %Y}"
+    last = span.end if span.end.time() != datetime.min.time() else span.end.replace(microsecond=0)
+    return (
+        f"{span.start:%d %b %H:%M} to {last:%d %b %Y %H:%M} UTC ({_share(span, start, end):.2%} of the month)"
+    )
+
+
+def _fee_lines(spans: list[PlanSpan], start: datetime, end: datetime) -> list[LineDraft]:
+    return [
+        LineDraft(
+            kind=InvoiceLine.Kind.BASE_FEE,
+            description=f"{span.plan.name} plan, {_money(span.plan.monthly_fee)}/month: "
+            + _when(span, start, end),
+            exact_amount=span.plan.monthly_fee * _share(span, start, end),
+        )
+        for span in spans
+        if span.plan.monthly_fee
+    ]
+
+
+def _allowance_lines(
+    spans: list[PlanSpan], start: datetime, end: datetime, usage: list[LineDraft]
+) -> list[LineDraft]:
+    usage_exact_total = sum((line.exact_amount for line in usage), ZERO)
+    usage_cents = sum((line.amount for line in usage), ZERO)
+    tokens = sum(line.input_tokens + line.output_tokens for line in usage)
+    included_tokens = sum((span.plan.included_tokens * _share(span, start, end) for span in spans), ZERO)
+    included_amount = sum((span.plan.included_amount * _share(span, start, end) for span in spans), ZERO)
+    lines = []
+    credit_left = usage_cents
+    if included_tokens and tokens:
+        covered = min(Decimal(1), included_tokens / tokens)
+        credit = min(usage_exact_total * covered, credit_left)
+        if cents(credit):
+            lines.append(
+                LineDraft(
+                    kind=InvoiceLine.Kind.ALLOWANCE,
+                    description=(
+                        f"Included tokens: {int(included_tokens):,} of {tokens:,} tokens used"
+                        f" ({covered:.2%} of the usage above)"
+                    ),
+                    exact_amount=-credit,
+                )
+            )
+            credit_left -= cents(credit)
+            usage_exact_total -= credit
+    if included_amount and credit_left > 0:
+        credit = min(included_amount, usage_exact_total, credit_left)
+        if cents(credit):
+            lines.append(
+                LineDraft(
+                    kind=InvoiceLine.Kind.ALLOWANCE,
+                    description=f"Included usage: up to {_money(cents(included_amount))}",
+                    exact_amount=-credit,
+                )
+            )
+    return lines
+
+
+def _minimum_lines(
+    spans: list[PlanSpan], start: datetime, end: datetime, lines: list[LineDraft]
+) -> list[LineDraft]:
+    minimum = cents(
+        sum((span.plan.minimum_monthly_charge * _share(span, start, end) for span in spans), ZERO)
+    )
+    subtotal = sum((line.amount for line in lines), ZERO)
+    if subtotal >= minimum:
+        return []
+    return [
+        LineDraft(
+            kind=InvoiceLine.Kind.MINIMUM,
+            description=f"Minimum monthly charge {_money(minimum)}: top-up of {_money(minimum - subtotal)}",
+            exact_amount=minimum - subtotal,
+        )
+    ]
+
+
+def _money(amount: Decimal) -> str:
+    """$0.18, $12.50, $0.0255 (unit prices keep their significant decimals, at least two)."""
+    text = f"{amount.normalize():f}"
+    whole, _, fraction = text.partition(".")
+    return f"${whole}.{fraction.ljust(2, '0')}"
