@@ -131,7 +131,11 @@ def _key(row: dict[str, Any]) -> tuple[Any, ...]:
 
 
 def _label(key: tuple[Any, ...]) -> str:
-    return " ".join(str(part) for part in key)
+    """`sim/smart simulator miss at 2.4/9.6 per 1M` (a ledger group) or `sim/smart (cache hits) at ...`."""
+    *what, unit_in, unit_out = key
+    names = [("(cache hits)" if part else "") if isinstance(part, bool) else str(part) for part in what]
+    prices = f"{unit_in.normalize():f}/{unit_out.normalize():f}"
+    return f"{' '.join(name for name in names if name)} at {prices} per 1M"
 
 
 def _units(line: InvoiceLine) -> tuple[Decimal, Decimal]:

@@ -33,6 +33,7 @@ from tenants.models import Tenant
 from tenants.services import tenant_create
 
 SINCE = datetime(2026, 1, 1, tzinfo=UTC)
+PLAN_OF = {"bt-basic-co": "bt-basic", "bt-pro-co": "bt-pro", "bt-payg-co": "bt-payg"}
 PASSWORD = "a-long-unrelated-passphrase-42"
 
 
@@ -81,7 +82,7 @@ def shop_create() -> Shop:
         },
     )
     tenants = []
-    for slug, plan in (("bt-basic-co", basic), ("bt-pro-co", pro), ("bt-payg-co", payg)):
+    for slug, plan in zip(PLAN_OF, (basic, pro, payg), strict=True):
         tenant = tenant_create(
             slug=slug, name=slug.title(), owner_email=f"owner@{slug}.test", owner_password=PASSWORD, plan=plan
         ).tenant
@@ -100,11 +101,11 @@ def shop_reset(shop: Shop) -> None:
             model.objects.filter(tenant=tenant).delete()
         with schema_context(tenant.schema_name):
             RequestRecord.objects.all().delete()
-        first = PlanAssignment.objects.filter(tenant=tenant).order_by("starts_at").first()
-        assert first is not None
-        PlanAssignment.objects.filter(tenant=tenant, starts_at__gt=first.starts_at).delete()
+        plan = Plan.objects.get(slug=PLAN_OF[tenant.slug])
+        PlanAssignment.objects.filter(tenant=tenant).delete()
+        PlanAssignment.objects.create(tenant=tenant, plan=plan, starts_at=SINCE)
         active = {"status": Tenant.Status.ACTIVE, "suspension_reason": "", "suspended_at": None}
-        Tenant.objects.filter(pk=tenant.pk).update(plan=first.plan, **active)
+        Tenant.objects.filter(pk=tenant.pk).update(plan=plan, created_at=SINCE, **active)
     InvoiceRun.objects.filter(tenant__isnull=True).delete()
     StripeEvent.objects.all().delete()
 

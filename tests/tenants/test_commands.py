@@ -8,8 +8,13 @@ from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 from django_tenants.utils import schema_context
 
+from billing.models import InvoiceRun
+from billing.periods import period_previous
+from billing.reconcile import Difference, reconcile_tenant
+from billing.rollups import rollup_period
 from gateway.keys import api_key_authenticate
 from gateway.models import RequestRecord
 from tenants.models import Tenant, User
@@ -89,4 +94,12 @@ def test_seed_demo_is_idempotent_and_keeps_a_working_key(
     with schema_context("t_demo"):
         days = {r.created_at.date() for r in RequestRecord.objects.all()}
         assert len(days) >= 28
+    # Last month is invoiced once (queued for the worker), and its history is rated like real requests.
+    demo = Tenant.objects.get(slug="demo")
+    last_month = period_previous(timezone.now())
+    assert InvoiceRun.objects.filter(tenant=demo, period=last_month, trigger="demo").count() == 1
+    rollup_period(demo, last_month)
+    assert reconcile_tenant(demo, last_month, stripe=False) == [
+        Difference("demo", "ledger vs invoice", "billable usage but no invoice for the period")
+    ]
     assert (tmp_path / "demo-credentials.json").stat().st_mode & 0o777 == 0o600
