@@ -11,6 +11,7 @@ from django.utils import timezone
 from django_tenants.utils import schema_context
 from pytest_django import DjangoDbBlocker
 
+from billing.models import PlanModelPrice
 from billing.periods import period_of
 from billing.rating import period_rate
 from billing.rollups import rollup_period
@@ -81,3 +82,32 @@ def test_usage_before_and_after_a_price_change_is_billed_at_each_price(
         history = list(CatalogPrice.objects.filter(model=model).order_by("effective_from"))
         prices = [(p.input_price_per_mtok, p.output_price_per_mtok) for p in history]
         assert prices[-3:] == [old, (Decimal("0.5"), Decimal("2")), old]
+
+
+def test_a_plan_price_edit_applies_to_the_next_requests_of_its_tenants(
+    shop: Shop, live_server_url: str, django_db_blocker: DjangoDbBlocker
+) -> None:
+    with django_db_blocker.unblock():
+        key = api_key_create(tenant=shop.pro, name="plan prices").raw_key
+
+        def last_unit_price() -> Decimal:
+            ask(live_server_url, key)
+            usage_consume_once(redis_client(), "plan-prices")
+            with schema_context(shop.pro.schema_name):
+                return RequestRecord.objects.latest("created_at").unit_input_price
+
+        assert last_unit_price() == Decimal("0.11")  # $0.10 + the plan's 10 % markup
+        rule = PlanModelPrice.objects.create(
+            plan=shop.pro.plan,
+            model_name="sim/fast",
+            rule="fixed",
+            input_price_per_mtok=1,
+            output_price_per_mtok=2,
+        )
+        try:
+            deadline = time.monotonic() + 15
+            while last_unit_price() != Decimal(1) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert last_unit_price() == Decimal(1)
+        finally:
+            rule.delete()
