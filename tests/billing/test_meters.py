@@ -3,91 +3,21 @@
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
-from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
-import stripe
 from pytest_django import Settings
 
 from billing.meters import day_timestamp, meter_events_queue, meter_events_send
 from billing.models import MeterEvent, StripeCustomer, UsageRollup
 from tenants.models import Tenant
+from tests.billing.fake_stripe import CONNECTION_ERROR, FakeStripe, Sent, client
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "stripe"
 NOW = datetime(2026, 3, 20, 1, 0, tzinfo=UTC)  # settled: every day up to 18 March (19 March settles at 02:00)
 DAY = date(2026, 3, 18)
 CUSTOMER = "cus_GhMeterTest01"
-CONNECTION_ERROR = "connection error"
-
-
-@dataclass(frozen=True)
-class Sent:
-    method: str
-    path: str
-    form: dict[str, str]
-    idempotency_key: str | None
-
-
-class FakeStripe(stripe.HTTPClient):
-    """Stripe's HTTP side: records each request and answers with the next fixture (or a connection error)."""
-
-    name = "fake"
-
-    def __init__(self, *answers: str) -> None:
-        super().__init__()
-        self.answers = list(answers)
-        self.requests: list[Sent] = []
-
-    def request(
-        self,
-        method: str,
-        url: str,
-        headers: Mapping[str, str] | None,
-        post_data: Any = None,
-        *,
-        _usage: list[str] | None = None,
-    ) -> tuple[str, int, Mapping[str, str]]:
-        body = post_data.decode() if isinstance(post_data, bytes) else post_data or ""
-        form = {key: values[0] for key, values in parse_qs(body, strict_parsing=True).items()}
-        self.requests.append(
-            Sent(method.upper(), urlsplit(url).path, form, (headers or {}).get("Idempotency-Key"))
-        )
-        assert self.answers, f"unexpected request {method} {url}"
-        answer = self.answers.pop(0)
-        if answer == CONNECTION_ERROR:
-            # The SDK's own error for a failed connection (stripe's constructors are untyped).
-            raise stripe.APIConnectionError("Connection reset by peer (fake)")  # type: ignore[no-untyped-call]
-        fixture = json.loads((FIXTURES / f"{answer}.json").read_text())
-        return json.dumps(_fill(fixture["body"], form)), fixture["status"], fixture["headers"]
-
-    def close(self) -> None:
-        pass
-
-
-def _fill(value: Any, form: dict[str, str]) -> Any:
-    """The fixture's "{{name}}" strings filled from the request (see tests/fixtures/stripe/README.md)."""
-    if isinstance(value, dict):
-        return {key: _fill(item, form) for key, item in value.items()}
-    if value == "{{timestamp}}":
-        return int(form["timestamp"])
-    if isinstance(value, str):
-        for name in ("identifier", "event_name"):
-            value = value.replace("{{" + name + "}}", form.get(name, ""))
-        for name in ("stripe_customer_id", "value"):
-            value = value.replace("{{" + name + "}}", form.get(f"payload[{name}]", ""))
-    return value
-
-
-def client(fake: FakeStripe) -> stripe.StripeClient:
-    return stripe.StripeClient("sk_test_gatehouse_meters", http_client=fake, max_network_retries=0)
 
 
 @pytest.fixture(autouse=True)
