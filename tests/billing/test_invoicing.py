@@ -11,14 +11,16 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+import pytest
 import stripe
 from django.conf import settings
 from pytest_django import DjangoDbBlocker
 
 from billing.grace import grace_enforce
-from billing.models import Invoice, InvoiceLine, InvoiceRun
+from billing.models import Invoice, InvoiceLine, InvoiceRun, StripeCustomer
 from billing.reconcile import reconcile_period
 from billing.runs import invoice_run_create, invoice_run_execute
+from billing.tasks import meter_events_send_task
 from gateway.keys import api_key_create
 from tenants.models import Tenant
 from tests.billing.shop import Shop, usage_september
@@ -164,3 +166,19 @@ def test_rerunning_a_period_duplicates_nothing(
             billed = [r for r in stripe_invoices(stripe_local, invoice.stripe_customer_id) if r["total"]]
             assert [r["id"] for r in billed] == [invoice.stripe_invoice_id]
         assert reconcile_period(PERIOD, tenants=shop.tenants, client=stripe_local) == (3, [])
+
+
+@pytest.mark.django_db
+def test_meters_mode_gives_every_tenant_a_stripe_customer_before_its_usage_is_reported(
+    stripe_local: stripe.StripeClient, settings: Any, world: object
+) -> None:
+    settings.GATEHOUSE_BILLING_MODE = "meters"
+    tenants = Tenant.objects.exclude(schema_name="public")
+
+    meter_events_send_task()
+
+    customers = StripeCustomer.objects.filter(tenant__in=tenants, deleted_at__isnull=True)
+    assert customers.count() == tenants.count() > 0
+    for customer in customers:
+        remote = stripe_local.v1.customers.retrieve(customer.customer_id).to_dict()
+        assert remote["metadata"]["gatehouse_tenant_id"] == str(customer.tenant_id)
