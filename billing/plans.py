@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
@@ -56,6 +57,12 @@ def tenant_plan_change(*, tenant: Tenant, plan: Plan, at: datetime | None = None
     """Move a tenant to `plan` from `at` (default now): new requests are priced by it at once; the invoice
     prorates the two plans' base fees, allowances and minimums by the time spent on each (docs/BILLING.md)."""
     at = at or timezone.now()
+    if plan.currency != tenant.plan.currency:
+        # One Stripe customer, one invoice currency: a currency change needs a new customer, by hand.
+        raise ValidationError(
+            f"{plan.name} bills in {plan.currency.upper()}, the tenant in {tenant.plan.currency.upper()}.",
+            code="currency",
+        )
     if not PlanAssignment.objects.filter(tenant=tenant).exists():
         PlanAssignment.objects.create(tenant=tenant, plan_id=tenant.plan_id, starts_at=tenant.created_at)
     PlanAssignment.objects.filter(tenant=tenant, starts_at__gte=at).delete()

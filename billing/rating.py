@@ -15,6 +15,7 @@ Rules (docs/BILLING.md):
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
@@ -75,12 +76,13 @@ def period_rate(tenant: Tenant, period: str, *, until: datetime | None = None) -
     a period in progress, for the portal)."""
     start, end = period_bounds(period)
     spans = plan_spans(tenant, start, min(end, until) if until else end)
-    usage = _usage_lines(tenant, period)
-    lines = list(usage)
-    lines += _fee_lines(spans, start, end)
-    lines += _allowance_lines(spans, start, end, usage)
-    lines += _minimum_lines(spans, start, end, lines)
     currency = spans[-1].plan.currency if spans else tenant.plan.currency
+    money = _formatter(currency)
+    usage = _usage_lines(tenant, period, money)
+    lines = list(usage)
+    lines += _fee_lines(spans, start, end, money)
+    lines += _allowance_lines(spans, start, end, usage, money)
+    lines += _minimum_lines(spans, start, end, lines, money)
     return Rating(currency=currency, lines=lines)
 
 
@@ -96,7 +98,7 @@ def usage_exact(input_tokens: int, output_tokens: int, unit_in: Decimal, unit_ou
     return (input_tokens * unit_in + output_tokens * unit_out) / MILLION
 
 
-def _usage_lines(tenant: Tenant, period: str) -> list[LineDraft]:
+def _usage_lines(tenant: Tenant, period: str, money: Money) -> list[LineDraft]:
     start, end = period_bounds(period)
     groups: dict[LineKey, _Usage] = defaultdict(_Usage)
     rollups = UsageRollup.objects.filter(tenant=tenant, day__gte=start.date(), day__lt=end.date())
@@ -124,8 +126,8 @@ def _usage_lines(tenant: Tenant, period: str) -> list[LineDraft]:
             LineDraft(
                 kind=InvoiceLine.Kind.CACHE_HITS if hit else InvoiceLine.Kind.USAGE,
                 description=(
-                    f"{label}: {group.input_tokens:,} input tokens x {_money(unit_in)}/1M"
-                    f" + {group.output_tokens:,} output tokens x {_money(unit_out)}/1M"
+                    f"{label}: {group.input_tokens:,} input tokens x {money(unit_in)}/1M"
+                    f" + {group.output_tokens:,} output tokens x {money(unit_out)}/1M"
                     f" ({group.requests:,} requests)"
                 ),
                 exact_amount=exact,
@@ -154,11 +156,11 @@ def _when(span: PlanSpan, start: datetime, end: datetime) -> str:
     )
 
 
-def _fee_lines(spans: list[PlanSpan], start: datetime, end: datetime) -> list[LineDraft]:
+def _fee_lines(spans: list[PlanSpan], start: datetime, end: datetime, money: Money) -> list[LineDraft]:
     return [
         LineDraft(
             kind=InvoiceLine.Kind.BASE_FEE,
-            description=f"{span.plan.name} plan, {_money(span.plan.monthly_fee)}/month: "
+            description=f"{span.plan.name} plan, {money(span.plan.monthly_fee)}/month: "
             + _when(span, start, end),
             exact_amount=span.plan.monthly_fee * _share(span, start, end),
         )
@@ -168,7 +170,7 @@ def _fee_lines(spans: list[PlanSpan], start: datetime, end: datetime) -> list[Li
 
 
 def _allowance_lines(
-    spans: list[PlanSpan], start: datetime, end: datetime, usage: list[LineDraft]
+    spans: list[PlanSpan], start: datetime, end: datetime, usage: list[LineDraft], money: Money
 ) -> list[LineDraft]:
     usage_exact_total = sum((line.exact_amount for line in usage), ZERO)
     usage_cents = sum((line.amount for line in usage), ZERO)
@@ -199,7 +201,7 @@ def _allowance_lines(
             lines.append(
                 LineDraft(
                     kind=InvoiceLine.Kind.ALLOWANCE,
-                    description=f"Included usage: up to {_money(cents(included_amount))}",
+                    description=f"Included usage: up to {money(cents(included_amount))}",
                     exact_amount=-credit,
                 )
             )
@@ -207,7 +209,7 @@ def _allowance_lines(
 
 
 def _minimum_lines(
-    spans: list[PlanSpan], start: datetime, end: datetime, lines: list[LineDraft]
+    spans: list[PlanSpan], start: datetime, end: datetime, lines: list[LineDraft], money: Money
 ) -> list[LineDraft]:
     minimum = cents(
         sum((span.plan.minimum_monthly_charge * _share(span, start, end) for span in spans), ZERO)
@@ -218,14 +220,24 @@ def _minimum_lines(
     return [
         LineDraft(
             kind=InvoiceLine.Kind.MINIMUM,
-            description=f"Minimum monthly charge {_money(minimum)}: top-up of {_money(minimum - subtotal)}",
+            description=f"Minimum monthly charge {money(minimum)}: top-up of {money(minimum - subtotal)}",
             exact_amount=minimum - subtotal,
         )
     ]
 
 
-def _money(amount: Decimal) -> str:
-    """$0.18, $12.50, $0.0255 (unit prices keep their significant decimals, at least two)."""
-    text = f"{amount.normalize():f}"
-    whole, _, fraction = text.partition(".")
-    return f"${whole}.{fraction.ljust(2, '0')}"
+Money = Callable[[Decimal], str]
+_SYMBOLS = {"usd": "$", "eur": "€", "gbp": "£"}
+
+
+def _formatter(currency: str) -> Money:
+    """$0.18, $12.50, $0.0255 (unit prices keep their significant decimals, at least two); 12.50 CHF."""
+    symbol = _SYMBOLS.get(currency.lower())
+
+    def money(amount: Decimal) -> str:
+        text = f"{amount.normalize():f}"
+        whole, _, fraction = text.partition(".")
+        number = f"{whole}.{fraction.ljust(2, '0')}"
+        return f"{symbol}{number}" if symbol else f"{number} {currency.upper()}"
+
+    return money

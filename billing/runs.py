@@ -11,12 +11,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from django.core.exceptions import ValidationError
 from django.db.models import F
 from django.utils import timezone
 
 from billing.invoicing import invoice_tenant_period
 from billing.models import Invoice, InvoiceRun
-from billing.periods import period_bounds
+from billing.periods import period_bounds, period_is_closed
 from billing.stripe_api import StripeUnavailableError, stripe_client
 from tenants.models import Tenant
 
@@ -24,8 +25,14 @@ logger = logging.getLogger(__name__)
 
 
 def invoice_run_create(*, period: str, tenant: Tenant | None = None, trigger: str = "console") -> InvoiceRun:
-    """Record a run to be executed (by the Celery task, or `billing_run` in the foreground)."""
-    period_bounds(period)  # validates
+    """Record a run to be executed (by the Celery task, or `billing_run` in the foreground).
+
+    Raises ValidationError for a malformed period or one that has not ended: an invoice's lines are written
+    once, so invoicing a month in progress would bill part of it for good."""
+    if not period_is_closed(period, timezone.now()):  # also validates the format
+        raise ValidationError(
+            f"{period} has not ended yet: invoices are for whole months.", code="open_period"
+        )
     return InvoiceRun.objects.create(period=period, tenant=tenant, trigger=trigger)
 
 

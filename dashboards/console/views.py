@@ -1,5 +1,6 @@
-"""The operator console (public host, staff only): every tenant, with suspend and reactivate, each tenant's
-limits (which an operator may set above the plan), and every tenant's budget alerts."""
+"""The operator console (public host, staff only): every tenant, with suspend and reactivate and its plan,
+each tenant's limits (which an operator may set above the plan), and every tenant's budget alerts. Billing
+and plans have pages of their own (dashboards.console.billing, dashboards.console.plans)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from billing.selectors import plan_list
 from dashboards.portal.forms import TenantLimitsForm
 from dashboards.portal.limits import alert_rows, limits_overview
 from tenants.models import Tenant
@@ -21,7 +23,7 @@ from tenants.services import tenant_portal_url, tenant_reactivate, tenant_suspen
 def tenant_index(request: HttpRequest) -> HttpResponse:
     tenants = tenant_list().annotate(member_count=Count("memberships"))
     rows = [{"tenant": t, "portal_url": tenant_portal_url(t)} for t in tenants]
-    return render(request, "console/tenants.html", {"rows": rows})
+    return render(request, "console/tenants.html", {"rows": rows, "plans": list(plan_list())})
 
 
 @staff_member_required

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from dashboards.portal import views
+from dashboards.portal import billing, views
 
 app_name = "portal"
 
@@ -17,4 +17,6 @@ urlpatterns = [
     path("cache/", views.cache, name="cache"),
     path("pii/", views.pii, name="pii"),
     path("limits/", views.limits, name="limits"),
+    path("billing/", billing.billing, name="billing"),
+    path("billing/invoices/<uuid:uid>/", billing.invoice_detail, name="invoice"),
 ]

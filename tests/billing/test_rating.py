@@ -6,13 +6,17 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from django.core.exceptions import ValidationError
+from django.utils import timezone
 from pytest_django import DjangoDbBlocker
 
 from billing.invoicing import invoice_tenant_period
 from billing.models import Invoice, InvoiceLine, Plan
+from billing.periods import period_of
 from billing.plans import tenant_plan_change
 from billing.rating import cents, period_rate
 from billing.rollups import rollup_period
+from billing.runs import invoice_run_create
 from tenants.models import Tenant
 from tests.billing.shop import Shop, usage_add
 
@@ -96,3 +100,28 @@ def test_nothing_to_bill_makes_an_empty_invoice_without_calling_stripe(
 )
 def test_lines_round_half_up_to_the_cent_once(exact: str, billed: str) -> None:
     assert cents(Decimal(exact)) == Decimal(billed)
+
+
+def test_a_month_in_progress_cannot_be_invoiced(db: None) -> None:
+    with pytest.raises(ValidationError, match="has not ended"):
+        invoice_run_create(period=period_of(timezone.now()), trigger="test")
+    with pytest.raises(ValidationError, match="YYYY-MM"):
+        invoice_run_create(period="2026-9", trigger="test")
+
+
+def test_a_plan_in_another_currency_is_refused(acme: Tenant) -> None:
+    euro = Plan.objects.create(slug="euro", name="Euro", currency="eur")
+
+    with pytest.raises(ValidationError, match="bills in EUR"):
+        tenant_plan_change(tenant=acme, plan=euro)
+    assert Tenant.objects.get(pk=acme.pk).plan_id == acme.plan_id
+
+
+def test_descriptions_use_the_plans_currency(acme: Tenant) -> None:
+    euro = Plan.objects.create(slug="euro", name="Euro", currency="eur", monthly_fee=Decimal("49.00"))
+    Tenant.objects.filter(pk=acme.pk).update(plan=euro)
+    acme.plan_assignments.update(plan=euro)
+
+    fee = period_rate(Tenant.objects.get(pk=acme.pk), period_of(timezone.now())).lines[0]
+
+    assert fee.description.startswith("Euro plan, €49.00/month")

@@ -1,13 +1,15 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import pytest
 from django.db import connection, models
 from django_tenants.utils import schema_context
 from playwright.sync_api import Browser, Page, sync_playwright
 
+T = TypeVar("T")
 CHROMIUM = "/usr/bin/chromium"
 # Without the background-networking flags Chromium keeps dialling Google hosts this machine cannot reach.
 CHROMIUM_ARGS = [
@@ -41,17 +43,25 @@ def page(browser: Browser) -> Iterator[Page]:
     context.close()
 
 
-def tenant_rows_delete(model: type[models.Model], schema: str) -> None:
-    """Delete a tenant's settings rows (back to the defaults, for the other tests) from a thread of its own:
-    Playwright's event loop runs on the test's thread, where Django refuses synchronous ORM calls. The
-    caller unblocks the database."""
+def orm_call(call: Callable[[], T]) -> T:
+    """Run ORM code from a thread of its own: Playwright's event loop runs on the test's thread, where Django
+    refuses synchronous ORM calls. What it writes is committed; the caller unblocks the database."""
 
-    def delete() -> None:
+    def run() -> T:
         try:
-            with schema_context(schema):
-                model._default_manager.all().delete()
+            return call()
         finally:
             connection.close()  # this thread's own connection: the test database is dropped at the end
 
     with ThreadPoolExecutor(1) as thread:
-        thread.submit(delete).result()
+        return thread.submit(run).result()
+
+
+def tenant_rows_delete(model: type[models.Model], schema: str) -> None:
+    """Delete a tenant's settings rows (back to the defaults, for the other tests)."""
+
+    def delete() -> None:
+        with schema_context(schema):
+            model._default_manager.all().delete()
+
+    orm_call(delete)

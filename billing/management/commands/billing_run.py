@@ -12,12 +12,11 @@ from argparse import ArgumentParser
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
-from django.utils import timezone
 
 from billing.management.options import period_options_add, period_options_read
 from billing.models import Invoice, InvoiceRun
-from billing.periods import period_is_closed
 from billing.runs import invoice_run_create, invoice_run_execute
 from billing.stripe_api import StripeUnavailableError
 
@@ -30,9 +29,10 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         period, tenant = period_options_read(options)
-        if not period_is_closed(period, timezone.now()):
-            raise CommandError(f"{period} has not ended yet: invoices are for whole months.")
-        run = invoice_run_create(period=period, tenant=tenant, trigger="command")
+        try:
+            run = invoice_run_create(period=period, tenant=tenant, trigger="command")
+        except ValidationError as error:
+            raise CommandError(error.messages[0]) from None
         retries = settings.GATEHOUSE_BILLING_RUN_RETRIES
         for attempt in range(retries + 1):
             try:
