@@ -10,12 +10,13 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 
+from billing.margins import period_margins
 from billing.models import InvoiceRun
-from billing.periods import period_previous
+from billing.periods import period_of, period_previous
 from billing.runs import invoice_run_create
 from billing.selectors import invoice_run_list, invoices_failed, period_invoice_rows
 from billing.tasks import invoice_run_task
-from dashboards.console.forms import InvoiceFilterForm, InvoiceRunForm
+from dashboards.console.forms import InvoiceFilterForm, InvoiceRunForm, MarginForm
 
 ACTIVE = (InvoiceRun.Status.QUEUED, InvoiceRun.Status.RUNNING)
 
@@ -57,3 +58,18 @@ def period_invoices(request: HttpRequest) -> HttpResponse:
 @staff_member_required
 def failed_invoices(request: HttpRequest) -> HttpResponse:
     return render(request, "console/billing_failed.html", {"invoices": invoices_failed()})
+
+
+@staff_member_required
+def margins(request: HttpRequest) -> HttpResponse:
+    """What tenants pay against what providers cost in a month (default: this one), per tenant and model."""
+    data = request.GET.copy()
+    data.setdefault("period", period_of(timezone.now()))
+    form = MarginForm(data)
+    if not form.is_valid():
+        return render(request, "console/billing_margins.html", {"form": form}, status=400)
+    return render(
+        request,
+        "console/billing_margins.html",
+        {"form": form, "margins": period_margins(form.cleaned_data["period"])},
+    )

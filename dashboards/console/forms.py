@@ -63,6 +63,10 @@ class InvoiceFilterForm(forms.Form):
     )
 
 
+class MarginForm(forms.Form):
+    period = period_field(label="Month (UTC)")
+
+
 class PlanForm(forms.ModelForm[Plan]):
     """A plan's own fields. The default flag is not a model field here: plan_save moves it from the previous
     default plan (the database allows only one)."""

@@ -15,6 +15,7 @@ urlpatterns = [
     path("billing/", billing.invoice_runs, name="billing"),
     path("billing/invoices/", billing.period_invoices, name="billing_invoices"),
     path("billing/failed/", billing.failed_invoices, name="billing_failed"),
+    path("billing/margin/", billing.margins, name="billing_margins"),
     path("plans/", plans.plans, name="plans"),
     path("plans/new/", plans.plan_create, name="plan_create"),
     path("plans/<slug:slug>/", plans.plan_edit, name="plan_edit"),

@@ -15,9 +15,11 @@ from django.utils import timezone
 
 from billing import tasks
 from billing.grace import REASON_PREFIX
+from billing.margins import period_margins
 from billing.models import Invoice, InvoiceLine, InvoiceRun, Plan, PlanModelPrice
 from billing.periods import period_of, period_previous
 from billing.rating import cents, period_rate
+from billing.rollups import rollup_period
 from billing.selectors import pace_projection
 from tenants.models import Tenant, User
 from tenants.services import tenant_suspend
@@ -225,6 +227,7 @@ CONSOLE_PAGES = [
     "/console/billing/",
     "/console/billing/invoices/",
     "/console/billing/failed/",
+    "/console/billing/margin/",
     "/console/plans/",
     "/console/plans/new/",
     "/console/plans/starter/",
@@ -398,3 +401,30 @@ def test_failed_payments_list_failures_and_overdue_invoices_newest_first(
     assert list(page.context["invoices"]) == [overdue, failed_then_paid]
     assert [invoice.overdue for invoice in page.context["invoices"]] == [True, False]
     assert '<strong class="run-failed">overdue</strong>' in page.content.decode()
+
+
+def test_the_console_shows_each_tenants_and_models_margin(
+    acme: Tenant, globex: Tenant, operator: User
+) -> None:
+    now = timezone.now()
+    period = period_of(now)
+    usage_add(acme, now, "sim/smart", 1_000_000, 100_000)  # cost $2.80, charged $3.36 (starter: +20 %)
+    usage_add(acme, now, "sim/smart", 1_000_000, 100_000, hit=True)  # no cost, charged $0.336
+    usage_add(globex, now, "sim/fast", 1_000_000, 0)  # cost $0.10
+    invoice_create(globex, period, "50.00", status=Invoice.Status.RATED)  # its fees count once rated
+    for tenant in (acme, globex):
+        rollup_period(tenant, period)
+
+    margins = period_margins(period)
+    page = signed_in("localhost", operator.email).get(f"/console/billing/margin/?period={period}")
+
+    rows = {m.label: (m.provider_cost, m.revenue, m.margin, m.margin_percent) for m in margins.tenants}
+    assert rows["acme"] == (Decimal("2.8"), Decimal("3.70"), Decimal("0.90"), Decimal("24.3"))
+    assert rows["globex"] == (Decimal("0.1"), Decimal("50.00"), Decimal("49.90"), Decimal("99.8"))
+    assert [m.label for m in margins.tenants] == ["globex", "acme"]  # largest margin first
+    assert margins.total.margin == Decimal("50.80")
+    smart = next(m for m in margins.models if m.label == "sim/smart")
+    assert (smart.requests, smart.revenue, smart.margin) == (2, Decimal("3.70"), Decimal("0.90"))
+    assert page.status_code == 200
+    body = page.content.decode()
+    assert all(text in body for text in ('data-label="acme"', "24.3 %", "99.8 %"))
