@@ -164,10 +164,10 @@ def _day_amounts(tenant_id: int, days: list[date]) -> dict[date, Decimal]:
     """The exact billed usage amount of each day, from its rollups (as billing.rating rates them)."""
     amounts: dict[date, Decimal] = defaultdict(Decimal)
     rollups = UsageRollup.objects.filter(tenant_id=tenant_id, day__in=days).values_list(
-        "day", "input_tokens", "output_tokens", "unit_input_price", "unit_output_price"
+        "day", "input_tokens", "output_tokens", "unit_input_price", "unit_output_price", "price"
     )
-    for day, input_tokens, output_tokens, unit_in, unit_out in rollups.iterator(chunk_size=2000):
-        amounts[day] += usage_exact(input_tokens, output_tokens, unit_in, unit_out)
+    for day, input_tokens, output_tokens, unit_in, unit_out, price in rollups.iterator(chunk_size=2000):
+        amounts[day] += usage_exact(input_tokens, output_tokens, unit_in, unit_out, price)
     return amounts
 
 

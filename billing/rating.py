@@ -67,6 +67,7 @@ class _Usage:
     requests: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
+    price: Decimal = ZERO  # the records' own prices (what records from before unit prices are billed at)
 
 
 def period_rate(tenant: Tenant, period: str, *, until: datetime | None = None) -> Rating:
@@ -94,7 +95,13 @@ def usage_line_key(model: str, cache_status: str, unit_in: Decimal, unit_out: De
     return model, cache_status != MISS, unit_in, unit_out
 
 
-def usage_exact(input_tokens: int, output_tokens: int, unit_in: Decimal, unit_out: Decimal) -> Decimal:
+def usage_exact(
+    input_tokens: int, output_tokens: int, unit_in: Decimal, unit_out: Decimal, price: Decimal = ZERO
+) -> Decimal:
+    """A usage line's exact amount: tokens x unit prices per 1M. Records stored before unit prices were kept
+    (both zero, yet priced) are billed at the price each was charged when it was made."""
+    if not unit_in and not unit_out:
+        return price
     return (input_tokens * unit_in + output_tokens * unit_out) / MILLION
 
 
@@ -110,26 +117,30 @@ def _usage_lines(tenant: Tenant, period: str, money: Money) -> list[LineDraft]:
         "requests",
         "input_tokens",
         "output_tokens",
+        "price",
     ).iterator(chunk_size=2000):
-        model, status, unit_in, unit_out, requests, input_tokens, output_tokens = row
+        model, status, unit_in, unit_out, requests, input_tokens, output_tokens, price = row
         group = groups[usage_line_key(model, status, unit_in, unit_out)]
         group.requests += requests
         group.input_tokens += input_tokens
         group.output_tokens += output_tokens
+        group.price += price
     lines = []
     for (model, hit, unit_in, unit_out), group in sorted(groups.items()):
-        exact = usage_exact(group.input_tokens, group.output_tokens, unit_in, unit_out)
+        exact = usage_exact(group.input_tokens, group.output_tokens, unit_in, unit_out, group.price)
         if exact == 0:
             continue  # failed requests, or the tenant's own provider keys: nothing to bill
         label = f"{model} (cache hits)" if hit else model
+        rates = (
+            f"{group.input_tokens:,} input tokens x {money(unit_in)}/1M"
+            f" + {group.output_tokens:,} output tokens x {money(unit_out)}/1M"
+            if unit_in or unit_out
+            else f"{group.input_tokens:,} input + {group.output_tokens:,} output tokens at their prices then"
+        )
         lines.append(
             LineDraft(
                 kind=InvoiceLine.Kind.CACHE_HITS if hit else InvoiceLine.Kind.USAGE,
-                description=(
-                    f"{label}: {group.input_tokens:,} input tokens x {money(unit_in)}/1M"
-                    f" + {group.output_tokens:,} output tokens x {money(unit_out)}/1M"
-                    f" ({group.requests:,} requests)"
-                ),
+                description=f"{label}: {rates} ({group.requests:,} requests)",
                 exact_amount=exact,
                 model=model,
                 requests=group.requests,

@@ -167,5 +167,7 @@ def _expected_usage_lines(groups: Iterable[dict[str, Any]]) -> dict[LineKey, dic
         line["requests"] += group["requests"]
         line["price"] += group["price"] or Decimal(0)
     for key, line in lines.items():
-        line["exact"] = usage_exact(line["input_tokens"], line["output_tokens"], key[2], key[3])
+        line["exact"] = usage_exact(
+            line["input_tokens"], line["output_tokens"], key[2], key[3], line["price"]
+        )
     return {key: line for key, line in lines.items() if line["exact"] or line["price"]}

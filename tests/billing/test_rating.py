@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
+from django_tenants.utils import schema_context
 from pytest_django import DjangoDbBlocker
 
 from billing.invoicing import invoice_tenant_period
@@ -17,6 +18,7 @@ from billing.plans import tenant_plan_change
 from billing.rating import cents, period_rate
 from billing.rollups import rollup_period
 from billing.runs import invoice_run_create
+from gateway.models import RequestRecord
 from tenants.models import Tenant
 from tests.billing.shop import Shop, usage_add
 
@@ -37,9 +39,9 @@ def test_a_mid_period_plan_change_prorates_fees_and_allowances_and_prices_usage_
         tenant_plan_change(tenant=shop.basic, plan=Plan.objects.get(slug="bt-pro"), at=HALFWAY)
         usage_add(shop.basic, datetime(2026, 9, 20, tzinfo=UTC), "sim/smart", 100_000, 20_000)  # fixed $3/$12
 
-        rating = period_rate(shop.basic, PERIOD) if rollup_period(shop.basic, PERIOD) else None
+        rollup_period(shop.basic, PERIOD)
+        rating = period_rate(shop.basic, PERIOD)
 
-        assert rating is not None
         assert [(line.kind, line.amount) for line in rating.lines] == [
             (InvoiceLine.Kind.USAGE, Decimal("0.43")),  # 0.24 + 0.192 = 0.432
             (InvoiceLine.Kind.USAGE, Decimal("0.54")),  # 0.30 + 0.24
@@ -125,3 +127,20 @@ def test_descriptions_use_the_plans_currency(acme: Tenant) -> None:
     fee = period_rate(Tenant.objects.get(pk=acme.pk), period_of(timezone.now())).lines[0]
 
     assert fee.description.startswith("Euro plan, €49.00/month")
+
+
+def test_records_from_before_unit_prices_were_kept_are_billed_at_their_own_prices(
+    shop: Shop, django_db_blocker: DjangoDbBlocker
+) -> None:
+    with django_db_blocker.unblock():
+        (event,) = usage_add(shop.basic, datetime(2026, 9, 2, tzinfo=UTC), "sim/smart", 100_000, 20_000)
+        with schema_context(shop.basic.schema_name):  # as the ledger stored it before this release
+            RequestRecord.objects.filter(request_id=event.request_id).update(
+                unit_input_price=0, unit_output_price=0
+            )
+
+        (usage, fee) = period_rate(shop.basic, PERIOD).lines if rollup_period(shop.basic, PERIOD) else ()
+
+        assert (usage.amount, usage.exact_amount) == (Decimal("0.43"), event.price)  # $0.432 charged then
+        assert "at their prices then (1 requests)" in usage.description
+        assert fee.kind == InvoiceLine.Kind.BASE_FEE
