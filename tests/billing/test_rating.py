@@ -139,7 +139,9 @@ def test_records_from_before_unit_prices_were_kept_are_billed_at_their_own_price
                 unit_input_price=0, unit_output_price=0
             )
 
-        (usage, fee) = period_rate(shop.basic, PERIOD).lines if rollup_period(shop.basic, PERIOD) else ()
+        rollup_period(shop.basic, PERIOD)
+
+        usage, fee = period_rate(shop.basic, PERIOD).lines
 
         assert (usage.amount, usage.exact_amount) == (Decimal("0.43"), event.price)  # $0.432 charged then
         assert "at their prices then (1 requests)" in usage.description
