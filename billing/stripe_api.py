@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -28,6 +29,8 @@ logger = logging.getLogger(__name__)
 ZERO_PLAN_ID = "gatehouse-zero"
 PAUSE_AFTER_WRITES_ENV = "GATEHOUSE_BILLING_TEST_PAUSE_AFTER_WRITES"
 _writes = 0
+_writes_lock = threading.Lock()
+_zero_plan_lock = threading.Lock()
 
 
 class StripeUnavailableError(Exception):
@@ -68,9 +71,13 @@ def _write(what: str, method: Any, *args: Any, **kwargs: Any) -> Any:
 def _wrote() -> None:
     """Test hook for the kill-mid-run test: after N writes, say so in a file and wait to be killed."""
     global _writes
-    _writes += 1
     limit = os.environ.get(PAUSE_AFTER_WRITES_ENV)
-    if limit and _writes >= int(limit):
+    if not limit:
+        return
+    with _writes_lock:
+        _writes += 1
+        reached = _writes >= int(limit)
+    if reached:
         Path(settings.DATA_DIR, "billing-paused").write_text(str(_writes))
         logger.warning("billing: paused after %d Stripe writes (%s)", _writes, PAUSE_AFTER_WRITES_ENV)
         while True:
@@ -136,20 +143,14 @@ def localstripe_subscription(client: stripe.StripeClient, customer_id: str, curr
         params={"source": token.id},
     )
     plan_id = f"{ZERO_PLAN_ID}-{currency}"
-    try:
-        _call("retrieve $0 plan", client.v1.plans.retrieve, plan_id)
-    except StripeRefusedError:
-        _write(
-            "create $0 plan",
-            client.v1.plans.create,
-            params={
-                "id": plan_id,
-                "amount": 0,
-                "currency": currency,
-                "interval": "month",
-                "product": {"name": "Gatehouse usage (invoiced separately)"},
-            },
-        )
+    with _zero_plan_lock:  # a run's workers would race to create it
+        try:
+            _call("retrieve $0 plan", client.v1.plans.retrieve, plan_id)
+        except StripeRefusedError:
+            try:
+                _write("create $0 plan", client.v1.plans.create, params=_zero_plan(plan_id, currency))
+            except StripeRefusedError:  # created meanwhile by another process (409): it is there now
+                _call("retrieve $0 plan", client.v1.plans.retrieve, plan_id)
     subscription = _write(
         "create $0 subscription",
         client.v1.subscriptions.create,
@@ -157,6 +158,16 @@ def localstripe_subscription(client: stripe.StripeClient, customer_id: str, curr
         options=_options(f"gh-sub-{customer_id}"),
     )
     return str(subscription.id)
+
+
+def _zero_plan(plan_id: str, currency: str) -> dict[str, Any]:
+    return {
+        "id": plan_id,
+        "amount": 0,
+        "currency": currency,
+        "interval": "month",
+        "product": {"name": "Gatehouse usage (invoiced separately)"},
+    }
 
 
 # Invoice items and invoices

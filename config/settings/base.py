@@ -225,6 +225,7 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
         "httpx": {"level": "WARNING"},  # one line per upstream call, with URLs: the access log says enough
         "httpcore": {"level": "WARNING"},
+        "stripe": {"level": "WARNING"},  # two lines per API call at INFO
     },
 }
 
@@ -351,6 +352,8 @@ GATEHOUSE_BILLING_GRACE_DAYS = env_float("GATEHOUSE_BILLING_GRACE_DAYS", 14)
 # How often a failed invoice run is retried (Stripe unreachable), and how long between attempts.
 GATEHOUSE_BILLING_RUN_RETRIES = env_int("GATEHOUSE_BILLING_RUN_RETRIES", 12)
 GATEHOUSE_BILLING_RUN_RETRY_SECONDS = env_float("GATEHOUSE_BILLING_RUN_RETRY_SECONDS", 300)
+# Tenants invoiced at once by a run (each is about 14 Stripe calls; keep it within Stripe's rate limits).
+GATEHOUSE_BILLING_RUN_CONCURRENCY = env_int("GATEHOUSE_BILLING_RUN_CONCURRENCY", 4)
 GATEHOUSE_METER_SETTLE_HOURS = env_float(
     "GATEHOUSE_METER_SETTLE_HOURS", 2
 )  # a day is reported this long after it ends

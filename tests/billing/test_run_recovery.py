@@ -54,10 +54,14 @@ def assert_billed_once(shop: Shop, client: stripe.StripeClient) -> None:
     assert reconcile_period(PERIOD, tenants=shop.tenants, client=client) == (3, [])
 
 
-# Stripe writes of the run, in order: basic's customer (1), test card (2), $0 plan (3), subscription (4),
-# its three invoice items (5-7), its invoice (8); then pro's customer (9) ... items (12-15), invoice (16).
-@pytest.mark.parametrize("killed_after", [1, 4, 6, 8, 13, 16])
+# Stripe writes of a one-worker run, in order: basic's customer (1), test card (2), $0 plan (3), subscription
+# (4), its three items (5-7), its invoice (8); then pro's customer (9) ... items (12-15), invoice (16).
+# With four workers the three tenants' writes interleave: a kill leaves each somewhere else.
+@pytest.mark.parametrize(
+    ("workers", "killed_after"), [(1, 1), (1, 4), (1, 6), (1, 8), (1, 13), (1, 16), (4, 7), (4, 14)]
+)
 def test_a_run_killed_after_any_stripe_write_then_rerun_bills_each_tenant_once(
+    workers: int,
     killed_after: int,
     shop: Shop,
     stripe_local: stripe.StripeClient,
@@ -68,9 +72,10 @@ def test_a_run_killed_after_any_stripe_write_then_rerun_bills_each_tenant_once(
     paused = Path(settings.DATA_DIR, "billing-paused")
     paused.unlink(missing_ok=True)
     log = artifacts_dir / "billing-run-killed.log"
+    concurrency = {"GATEHOUSE_BILLING_RUN_CONCURRENCY": str(workers)}
     with django_db_blocker.unblock():
         usage_september(shop)
-        proc = billing_run(localstripe, log, **{PAUSE_AFTER_WRITES_ENV: str(killed_after)})
+        proc = billing_run(localstripe, log, **concurrency, **{PAUSE_AFTER_WRITES_ENV: str(killed_after)})
         try:
             wait_for(paused.exists, what="billing_run to pause", proc=proc, seconds=60)
         finally:
@@ -79,7 +84,7 @@ def test_a_run_killed_after_any_stripe_write_then_rerun_bills_each_tenant_once(
         paused.unlink()
         assert InvoiceRun.objects.get(period=PERIOD, trigger="command").status == InvoiceRun.Status.RUNNING
 
-        rerun = billing_run(localstripe, log)
+        rerun = billing_run(localstripe, log, **concurrency)
         assert rerun.wait(timeout=120) == 0, log.read_text()[-3000:]
 
         assert_billed_once(shop, stripe_local)
