@@ -1,12 +1,12 @@
-# Sourced by bench/cache.sh and bench/noisy.sh from the repository root: the benchmark database
-# (gatehouse_bench) and Redis database 5, with no GATEHOUSE_* setting of the caller's shell leaking in
-# (ports excepted); starts the dev PostgreSQL and Redis if needed (never stops them), creates and migrates
-# the database. Sets ROOT, PY, PG_PORT, REDIS_PORT, BENCH_DB.
+# Sourced by bench/cache.sh, bench/noisy.sh and bench/billing.sh from the repository root: the benchmark
+# database (gatehouse_bench, or $BENCH_DB if the caller set it) and Redis database 5, with no GATEHOUSE_*
+# setting of the caller's shell leaking in (ports excepted); starts the dev PostgreSQL and Redis if needed
+# (never stops them), creates and migrates the database. Sets ROOT, PY, PG_PORT, REDIS_PORT, BENCH_DB.
 ROOT=$(pwd)
 PY=$ROOT/.venv/bin/python
 PG_PORT=${GATEHOUSE_PG_PORT:-55432}
 REDIS_PORT=${GATEHOUSE_REDIS_PORT:-6390}
-BENCH_DB=gatehouse_bench
+BENCH_DB=${BENCH_DB:-gatehouse_bench}
 for v in $(compgen -e | grep '^GATEHOUSE_' || true); do
   case $v in GATEHOUSE_PG_PORT|GATEHOUSE_REDIS_PORT) ;; *) unset "$v" ;; esac
 done
