@@ -78,7 +78,9 @@ def _wrote() -> None:
         _writes += 1
         reached = _writes >= int(limit)
     if reached:
-        Path(settings.DATA_DIR, "billing-paused").write_text(str(_writes))
+        paused = Path(settings.DATA_DIR, "billing-paused")
+        paused.parent.mkdir(parents=True, exist_ok=True)
+        paused.write_text(str(_writes))
         logger.warning("billing: paused after %d Stripe writes (%s)", _writes, PAUSE_AFTER_WRITES_ENV)
         while True:
             time.sleep(1)

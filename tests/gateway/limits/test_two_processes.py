@@ -21,7 +21,13 @@ NOW_MS = 1_795_000_000_000
 def two_gateways(simulator_url: str, artifacts_dir: Path) -> Iterator[tuple[list[str], Path]]:
     clock = artifacts_dir / "limits-clock"
     clock.write_text(str(NOW_MS))
-    env = {**gateway_env(simulator_url), "GATEHOUSE_TEST_CLOCK_FILE": str(clock)}
+    # A burst of 200 on two cores can keep an event loop busy past the limiter's 0.25 s Redis timeout, and
+    # then it fails open (tested in test_limits_api): this test is about exactness, so it waits longer.
+    env = {
+        **gateway_env(simulator_url),
+        "GATEHOUSE_TEST_CLOCK_FILE": str(clock),
+        "GATEHOUSE_LIMITS_TIMEOUT": "5",
+    }
     ports = [free_port(), free_port()]
     procs = [start_web(port, artifacts_dir / f"web-limits-{n}.log", **env) for n, port in enumerate(ports)]
     try:
