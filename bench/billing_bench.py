@@ -26,7 +26,6 @@ import os
 import platform
 import resource
 import statistics
-import subprocess
 import threading
 import time
 from collections import Counter, defaultdict
@@ -39,6 +38,7 @@ from types import ModuleType
 from typing import Any
 
 # bench/billing_setup.py (this directory is on sys.path) sets Django up when imported: it goes first.
+from bench_git import git_version
 from billing_setup import RESULTS, ROOT, SETUP_FILE, SLUG_PREFIX, TICK, machine_busy_cpu, parse_args
 from django.conf import settings
 from django.db import connection
@@ -417,18 +417,6 @@ def machine() -> dict[str, Any]:
         "database": settings.DATABASES["default"]["NAME"],
         "stripe_api_base": settings.STRIPE_API_BASE,
     }
-
-
-def git_version() -> dict[str, Any]:
-    env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0"}
-    git = ["git", "-C", str(ROOT)]
-    commit = subprocess.run(  # noqa: S603
-        [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True, env=env
-    )
-    status = subprocess.run(  # noqa: S603
-        [*git, "status", "--porcelain"], capture_output=True, text=True, check=True, env=env
-    )
-    return {"commit": commit.stdout.strip(), "uncommitted": status.stdout.splitlines()}
 
 
 if __name__ == "__main__":

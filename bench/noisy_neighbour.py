@@ -54,6 +54,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
 
 import django  # noqa: E402
+from bench_git import git_version  # noqa: E402
 
 django.setup()
 
@@ -576,18 +577,6 @@ def checks_of(
         "a_within_rpm": all(max(f["admitted"], f["ledger_admitted"]) <= f["allowed"] for f in floods),
         "a_answers_other_than_200_429": sum(f["other"] for f in floods),
     }
-
-
-def git_version() -> dict[str, Any]:
-    env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0"}
-    git = ["git", "-C", str(ROOT)]
-    commit = subprocess.run(  # noqa: S603
-        [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True, env=env
-    )
-    status = subprocess.run(  # noqa: S603
-        [*git, "status", "--porcelain"], capture_output=True, text=True, check=True, env=env
-    )
-    return {"commit": commit.stdout.strip(), "uncommitted": status.stdout.splitlines()}
 
 
 def gateway_log_problems() -> dict[str, int]:
