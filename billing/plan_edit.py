@@ -1,5 +1,5 @@
-"""Operators' edits of plans: a plan's fields and its per-model prices, saved together, after which every
-running gateway reloads the prices of the plan's tenants (billing.plans.plan_changed)."""
+"""Operators' edits of plans: a plan's fields and its per-model prices, saved together. Every running gateway
+then reloads the prices of the plan's tenants (the save signals call billing.plans.plan_changed)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from billing.models import Plan, PlanModelPrice
-from billing.plans import plan_changed
 
 
 def model_price_check(price: PlanModelPrice) -> None:
@@ -63,5 +62,4 @@ def plan_save(
     for price in prices:
         price.plan = plan
         price.save()
-    plan_changed(plan)
     return plan

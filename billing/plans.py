@@ -33,14 +33,10 @@ def plan_pricing_load(plan: Plan) -> PlanPricing:
 
 
 def plan_changed(plan: Plan) -> None:
-    """A plan's prices or rules were edited: every web process reloads the principals of its tenants."""
-    tenant_ids = list(plan.tenants.values_list("pk", flat=True))
-
-    def publish() -> None:
-        for pk in tenant_ids:
-            invalidate_publish(f"tenant:{pk}")
-
-    transaction.on_commit(publish)
+    """A plan's prices or rules were edited: every web process reloads the principals of its tenants (one
+    message, whatever the number of tenants). Called by the save signals of Plan and PlanModelPrice."""
+    plan_id = plan.pk
+    transaction.on_commit(lambda: invalidate_publish(f"plan:{plan_id}"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,8 +12,8 @@ INVALIDATE_CHANNEL = "gh:invalidate"
 
 
 def invalidate_publish(message: str) -> None:
-    """Publish `key:<prefix>`, `tenant:<id>` or `catalog`. Never raises: the caches' TTL still bounds
-    staleness if Redis is down, and the write that triggered this must not fail because of it."""
+    """Publish `key:<prefix>`, `tenant:<id>`, `plan:<id>` or `catalog`. Never raises: the caches' TTL still
+    bounds staleness if Redis is down, and the write that triggered this must not fail because of it."""
     try:
         redis_client().publish(INVALIDATE_CHANNEL, message)
     except Exception:

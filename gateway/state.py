@@ -57,6 +57,7 @@ class Principal:
     pii: PiiPolicy = field(default_factory=PiiPolicy)
     limits: LimitSet = field(default_factory=LimitSet)
     credentials: Mapping[str, str] = field(default_factory=dict, repr=False)  # endpoint -> tenant's own key
+    plan_id: int = 0  # whose prices `pricing` holds: a plan edit drops the principals of its tenants
 
     def can_call(self, model: ModelInfo) -> bool:
         """Public APIs need a key: the deployment's or this tenant's own."""
@@ -86,6 +87,7 @@ def _load_principal(raw_key: str) -> Principal:
         allowed_models=tuple(identity.api_key.allowed_models),
         expires_at=expires.timestamp() if expires else None,
         pricing=plan_pricing_load(tenant.plan),
+        plan_id=tenant.plan_id,
         chains={**settings.GATEHOUSE_DEFAULT_CHAINS, **overrides},
         cache=cache,
         pii=pii,
@@ -123,6 +125,8 @@ class HotState:
             self.principals = {h: e for h, e in self.principals.items() if e[0].key_prefix != value}
         elif kind == "tenant":
             self.principals = {h: e for h, e in self.principals.items() if str(e[0].tenant_id) != value}
+        elif kind == "plan":
+            self.principals = {h: e for h, e in self.principals.items() if str(e[0].plan_id) != value}
         elif kind == "catalog":
             self.catalogue = None
         else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -128,3 +129,12 @@ def test_a_failed_reload_keeps_serving_and_backs_off(hot: HotState, monkeypatch:
 
     assert run(scenario()) == ["acme"] * 5
     assert loader.calls == 2  # one failed reload, then a pause before the next
+
+
+def test_a_plan_edit_drops_the_principals_of_that_plans_tenants_only(hot: HotState) -> None:
+    on_plan_7, on_plan_8 = replace(principal("seven"), plan_id=7), replace(principal("eight"), plan_id=8)
+    hot.principals = {"a": (on_plan_7, 0.0), "b": (on_plan_8, 0.0)}
+
+    hot.drop("plan:7")
+
+    assert list(hot.principals) == ["b"]
