@@ -62,9 +62,18 @@ class PlanPricing:
     markup_percent: Decimal = Decimal(20)
     hit_percent: Decimal = Decimal(10)
     rules: Mapping[str, ModelRule] = field(default_factory=dict)
+    # Per catalogue snapshot of a model (a catalogue edit makes new ModelInfo objects): computed once, as the
+    # hot path asks for every request and every candidate of its budget estimate.
+    _units: dict[ModelInfo, UnitPrices] = field(default_factory=dict, compare=False, repr=False)
 
     def unit_prices(self, model: ModelInfo) -> UnitPrices:
         """What this plan charges per 1M tokens of `model` when a provider answers."""
+        units = self._units.get(model)
+        if units is None:
+            units = self._units[model] = self._unit_prices(model)
+        return units
+
+    def _unit_prices(self, model: ModelInfo) -> UnitPrices:
         rule = self.rules.get(model.name)
         if (
             rule is not None

@@ -168,3 +168,16 @@ def test_plan_rules_price_a_model_explicitly_or_with_its_own_markup() -> None:
     assert fixed.unit_prices(gpt) == UnitPrices(Decimal("0.25"), Decimal("1.00"))
     assert marked.unit_prices(gpt) == UnitPrices(Decimal("0.225"), Decimal("0.90"))
     assert fixed.unit_prices(gpt).percent(Decimal(10)) == UnitPrices(Decimal("0.025"), Decimal("0.1"))
+
+
+def test_a_plans_unit_prices_follow_a_new_catalogue_price_of_the_same_model() -> None:
+    pricing = PlanPricing(markup_percent=Decimal(20))
+    before = model("gpt-4o-mini", input_price_per_mtok=Decimal("0.15"), output_price_per_mtok=Decimal("0.60"))
+    after = model("gpt-4o-mini", input_price_per_mtok=Decimal("0.50"), output_price_per_mtok=Decimal("2.00"))
+
+    assert (
+        pricing.unit_prices(before)
+        == pricing.unit_prices(before)
+        == UnitPrices(Decimal("0.18"), Decimal("0.72"))
+    )
+    assert pricing.unit_prices(after) == UnitPrices(Decimal("0.6"), Decimal("2.4"))
