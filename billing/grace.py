@@ -20,12 +20,12 @@ from tenants.services import tenant_reactivate, tenant_suspend
 logger = logging.getLogger(__name__)
 
 REASON_PREFIX = "unpaid invoice"
-_UNPAID = (Invoice.Status.OPEN, Invoice.Status.UNCOLLECTIBLE)
+UNPAID = (Invoice.Status.OPEN, Invoice.Status.UNCOLLECTIBLE)  # issued and still owed
 
 
 def overdue_invoices(now: datetime | None = None) -> QuerySet[Invoice]:
     cutoff = (now or timezone.now()) - timedelta(days=settings.GATEHOUSE_BILLING_GRACE_DAYS)
-    return Invoice.objects.filter(status__in=_UNPAID, issued_at__lte=cutoff)
+    return Invoice.objects.filter(status__in=UNPAID, issued_at__lte=cutoff)
 
 
 def grace_enforce(now: datetime | None = None) -> int:

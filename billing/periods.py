@@ -6,6 +6,10 @@ import re
 from datetime import UTC, date, datetime, timedelta
 
 from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
+from django_tenants.utils import get_public_schema_name
+
+from tenants.models import Tenant
 
 _PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 
@@ -38,3 +42,9 @@ def period_days(period: str) -> list[date]:
 
 def period_is_closed(period: str, now: datetime) -> bool:
     return period_bounds(period)[1] <= now
+
+
+def period_tenants(period: str) -> QuerySet[Tenant]:
+    """The tenants a period bills: every one that existed before it ended."""
+    _, end = period_bounds(period)
+    return Tenant.objects.exclude(schema_name=get_public_schema_name()).filter(created_at__lt=end)

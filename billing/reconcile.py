@@ -24,7 +24,7 @@ from django.conf import settings
 
 from billing import stripe_api
 from billing.models import Invoice, InvoiceLine, UsageRollup
-from billing.periods import period_bounds
+from billing.periods import period_bounds, period_tenants
 from billing.rating import LineKey, cents, usage_exact, usage_line_key
 from billing.rollups import period_ledger_sums
 from tenants.models import Tenant
@@ -50,17 +50,12 @@ def reconcile_period(
     """(tenants checked, differences). No differences means everything agrees to the cent."""
     checked, differences = 0, []
     use_stripe = settings.GATEHOUSE_BILLING_MODE == "invoice_items"
-    for tenant in tenants if tenants is not None else _tenants(period):
+    for tenant in tenants if tenants is not None else period_tenants(period).order_by("slug"):
         checked += 1
         differences += reconcile_tenant(
             tenant, period, client=client if use_stripe else None, stripe=use_stripe
         )
     return checked, differences
-
-
-def _tenants(period: str) -> list[Tenant]:
-    _, end = period_bounds(period)
-    return list(Tenant.objects.exclude(schema_name="public").filter(created_at__lt=end).order_by("slug"))
 
 
 def reconcile_tenant(

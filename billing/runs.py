@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from billing.invoicing import invoice_tenant_period
 from billing.models import Invoice, InvoiceRun
-from billing.periods import period_bounds, period_is_closed
+from billing.periods import period_is_closed, period_tenants
 from billing.stripe_api import StripeUnavailableError, stripe_client
 from tenants.models import Tenant
 
@@ -47,8 +47,7 @@ def run_tenants(run: InvoiceRun) -> list[Tenant]:
     """The tenants a run bills: one, or every tenant that existed before the period ended."""
     if run.tenant_id is not None:
         return [Tenant.objects.get(pk=run.tenant_id)]
-    _, end = period_bounds(run.period)
-    return list(Tenant.objects.exclude(schema_name="public").filter(created_at__lt=end).order_by("pk"))
+    return list(period_tenants(run.period).order_by("pk"))
 
 
 def invoice_run_execute(

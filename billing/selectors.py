@@ -9,17 +9,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from django.db.models import Count, DecimalField, Exists, F, OuterRef, Q, QuerySet, Sum
+from django.db.models import Case, Count, DecimalField, Exists, F, OuterRef, Q, QuerySet, Sum, When
 from django.db.models.functions import Coalesce
 
-from billing.grace import REASON_PREFIX, overdue_invoices
+from billing.grace import REASON_PREFIX, UNPAID, overdue_invoices
 from billing.models import Invoice, InvoiceLine, InvoiceRun, Plan, UsageRollup
-from billing.periods import period_bounds, period_of
+from billing.periods import period_bounds, period_of, period_tenants
 from billing.rating import MILLION, MISS, ZERO, Rating, cents, period_rate
 from tenants.models import Tenant
 
 USAGE_KINDS = (InvoiceLine.Kind.USAGE, InvoiceLine.Kind.CACHE_HITS)
-UNPAID = (Invoice.Status.OPEN, Invoice.Status.UNCOLLECTIBLE)
 PACE_WINDOW_MIN = 24 * 3600  # seconds: the shortest stretch a pace is measured over
 
 
@@ -38,10 +37,13 @@ class ModelUsage:
 def usage_by_model(*, tenant: Tenant, period: str) -> list[ModelUsage]:
     """The tenant's usage in `period` per model, by name (one query)."""
     start, end = period_bounds(period)
-    exact = Sum(
-        F("input_tokens") * F("unit_input_price") + F("output_tokens") * F("unit_output_price"),
-        output_field=DecimalField(max_digits=40, decimal_places=14),
+    # As billing.rating.usage_exact rates a line, per 1M tokens: rows without unit prices (stored before they
+    # were kept) at the price their records were charged.
+    per_million = Case(
+        When(unit_input_price=0, unit_output_price=0, then=F("price") * MILLION),
+        default=F("input_tokens") * F("unit_input_price") + F("output_tokens") * F("unit_output_price"),
     )
+    exact = Sum(per_million, output_field=DecimalField(max_digits=40, decimal_places=14))
     rows = (
         UsageRollup.objects.filter(tenant=tenant, day__gte=start.date(), day__lt=end.date())
         .values("model")
@@ -164,13 +166,9 @@ NO_INVOICE = "none"
 def period_invoice_rows(*, period: str, status: str = "") -> list[PeriodRow]:
     """Every tenant an all-tenants run bills for `period` (those that existed before it ended) and any other
     with an invoice for it, with that invoice, by slug; `status` keeps one status (NO_INVOICE: none yet)."""
-    _, end = period_bounds(period)
     invoices = {invoice.tenant_id: invoice for invoice in Invoice.objects.filter(period=period)}
-    tenants = (
-        Tenant.objects.exclude(schema_name="public")
-        .filter(Q(created_at__lt=end) | Q(pk__in=invoices))
-        .order_by("slug")
-    )
+    billed = period_tenants(period).values("pk")
+    tenants = Tenant.objects.filter(Q(pk__in=billed) | Q(pk__in=invoices)).order_by("slug")
     rows = [PeriodRow(tenant=tenant, invoice=invoices.get(tenant.pk)) for tenant in tenants]
     if status == NO_INVOICE:
         return [row for row in rows if row.invoice is None]

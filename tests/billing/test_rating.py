@@ -18,6 +18,7 @@ from billing.plans import tenant_plan_change
 from billing.rating import cents, period_rate
 from billing.rollups import rollup_period
 from billing.runs import invoice_run_create
+from billing.selectors import usage_by_model
 from gateway.models import RequestRecord
 from tenants.models import Tenant
 from tests.billing.shop import Shop, usage_add
@@ -146,3 +147,5 @@ def test_records_from_before_unit_prices_were_kept_are_billed_at_their_own_price
         assert (usage.amount, usage.exact_amount) == (Decimal("0.43"), event.price)  # $0.432 charged then
         assert "at their prices then (1 requests)" in usage.description
         assert fee.kind == InvoiceLine.Kind.BASE_FEE
+        (portal_row,) = usage_by_model(tenant=shop.basic, period=PERIOD)  # the portal agrees with the invoice
+        assert (portal_row.model, portal_row.amount) == ("sim/smart", Decimal("0.43"))
