@@ -23,7 +23,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from billing.invoicing import invoice_tenant_period
-from billing.models import Invoice, InvoiceRun
+from billing.models import InvoiceRun
 from billing.periods import period_is_closed, period_tenants
 from billing.stripe_api import StripeUnavailableError, stripe_client
 from tenants.models import Tenant
@@ -142,7 +142,3 @@ def invoice_run_fail(run_id: int, error: str) -> None:
     InvoiceRun.objects.filter(pk=run_id).update(
         status=InvoiceRun.Status.FAILED, finished_at=timezone.now(), last_error=error[:10_000]
     )
-
-
-def period_invoices(period: str) -> list[Invoice]:
-    return list(Invoice.objects.filter(period=period).select_related("tenant").order_by("tenant__slug"))
