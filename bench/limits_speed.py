@@ -55,7 +55,7 @@ async def one(limits: LimitSet, admit_us: list[float], settle_us: list[float]) -
     admitted = time.perf_counter()
     assert admission is not None
     # The settle on its own (on the request path it now rides in the usage event's XADD round trip).
-    keys, args = service._settle_call(admission, Decimal("0.0011"), 180, 180)
+    keys, args = service.settle_call(admission, Decimal("0.0011"), 180, 180)
     await service._settle(keys, args, admission.request_id)
     admit_us.append((admitted - started) * 1e6)
     settle_us.append((time.perf_counter() - admitted) * 1e6)

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 import uuid
 from contextlib import suppress
-from decimal import Decimal
 from typing import Any, ClassVar
 
 from channels.exceptions import StopConsumer
@@ -22,15 +20,16 @@ from django.conf import settings
 
 from gateway.access_log import access_log, access_log_unauthenticated
 from gateway.api.errors import ApiError
-from gateway.limits.service import Admission, limits_settle_later, limits_settle_piggyback
+from gateway.bounds import label_bounded
+from gateway.limits.service import Admission, limits_settle_later, limits_settle_piggyback, settle_figures
 from gateway.metering.emit import Piggyback
 from gateway.metering.events import UsageEvent
+from gateway.metering.refusals import refusal_count
 from gateway.metrics import metrics_record
 from gateway.state import Principal, hot_state
 
 log = logging.getLogger(__name__)
 
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 Headers = list[tuple[bytes, bytes]]
 
 
@@ -49,7 +48,8 @@ class GatewayConsumer(AsyncHttpConsumer):  # type: ignore[misc]
         self.client_gone = False
         self.started = time.perf_counter()
         self.started_ms = int(time.time() * 1000)
-        self.request_id = ""
+        self.request_id = f"req_{uuid.uuid4().hex}"  # ours alone: the ledger's, the limiter's, the cache's
+        self.client_request_id = ""  # the client's x-request-id: a bounded label, echoed and stored
         self.usage_event: UsageEvent | None = None  # set by the usage builder, once
         self.admission: Admission | None = None  # set when the limiter let the request in
         self.settled = False  # the admission was settled (with the usage event, or at the end)
@@ -86,7 +86,7 @@ class GatewayConsumer(AsyncHttpConsumer):  # type: ignore[misc]
         self.size += len(chunk)
         self.body.append(chunk)
         if self.size > settings.GATEHOUSE_MAX_BODY_BYTES:
-            self.request_id = self.request_id or self._request_id()
+            self.client_request_id = self._client_request_id()
             limit = settings.GATEHOUSE_MAX_BODY_BYTES
             await self.send_error(
                 ApiError(
@@ -107,7 +107,7 @@ class GatewayConsumer(AsyncHttpConsumer):  # type: ignore[misc]
         raise StopConsumer
 
     async def _run(self, raw: bytes) -> None:
-        self.request_id = self._request_id()
+        self.client_request_id = self._client_request_id()
         try:
             if self.scope["method"] not in self.methods:
                 raise ApiError(
@@ -115,6 +115,15 @@ class GatewayConsumer(AsyncHttpConsumer):  # type: ignore[misc]
                 )
             await self.respond(raw)
         except ApiError as error:
+            if error.tally is not None and self.usage_event is None:
+                schema, tenant_id, key_prefix = error.tally
+                refusal_count(
+                    schema=schema,
+                    tenant_id=tenant_id,
+                    key_prefix=key_prefix,
+                    code=error.code or "refused",
+                    http_status=error.status,
+                )
             if self.usage_event is None and not error.quiet:  # a usage event is logged with it, below
                 access_log_unauthenticated(
                     request_id=self.request_id,
@@ -161,18 +170,20 @@ class GatewayConsumer(AsyncHttpConsumer):  # type: ignore[misc]
                 return str(value.decode("latin-1"))
         return None
 
-    def _request_id(self) -> str:
-        given = self.header(b"x-request-id")
-        if given and _REQUEST_ID.match(given):
-            return given
-        return f"req_{uuid.uuid4().hex}"
+    def _client_request_id(self) -> str:
+        """The client's own request id (`X-Client-Request-Id`, as OpenAI's API takes it, else
+        `x-request-id`), bounded: a correlation label, never the request's identity."""
+        return label_bounded(self.header(b"x-client-request-id") or self.header(b"x-request-id"))
 
     def base_headers(self, content_type: bytes = b"application/json") -> Headers:
-        return [
+        headers = [
             (b"content-type", content_type),
             (b"x-request-id", self.request_id.encode()),
             *self.limit_headers,
         ]
+        if self.client_request_id:
+            headers.append((b"x-client-request-id", self.client_request_id.encode()))
+        return headers
 
     async def start(self, status: int, headers: Headers) -> None:
         self.response_started = True
@@ -221,6 +232,7 @@ class GatewayConsumer(AsyncHttpConsumer):  # type: ignore[misc]
                 403,
                 "This API key does not belong to the organisation of this host.",
                 code="wrong_tenant_host",
+                tally=(principal.schema, principal.tenant_id, principal.key_prefix),
             )
 
 
@@ -229,13 +241,3 @@ class NotFoundConsumer(GatewayConsumer):
 
     async def respond(self, raw: bytes) -> None:
         raise ApiError(404, f"Invalid URL ({self.scope['method']} {self.scope['path']})", code="not_found")
-
-
-def settle_figures(event: UsageEvent | None) -> dict[str, Any]:
-    """What a request used, as the limiter settles it: price and tokens, and what reached a provider."""
-    tokens = event.input_tokens + event.output_tokens if event else 0
-    return {
-        "price": event.price if event else Decimal(0),
-        "tokens": tokens,
-        "provider_tokens": tokens if event is not None and event.cache_status == "miss" else 0,
-    }

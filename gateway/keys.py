@@ -117,10 +117,11 @@ class KeyIdentity:
 class ApiKeyError(Exception):
     """The key is not usable; `reason` is one of: invalid, revoked, expired, suspended."""
 
-    def __init__(self, reason: str, detail: str = "") -> None:
+    def __init__(self, reason: str, detail: str = "", who: tuple[str, int, str] | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
         self.detail = detail  # for "suspended": the tenant's suspension reason (shown to its own callers)
+        self.who = who  # for "suspended": (schema, tenant id, key prefix) of the valid key refused
 
 
 def api_key_authenticate(raw_key: str) -> KeyIdentity:
@@ -147,5 +148,7 @@ def api_key_authenticate(raw_key: str) -> KeyIdentity:
     if api_key.status == ApiKey.Status.EXPIRED:
         raise ApiKeyError("expired")
     if not tenant.is_active:
-        raise ApiKeyError("suspended", tenant.suspension_reason)
+        raise ApiKeyError(
+            "suspended", tenant.suspension_reason, (tenant.schema_name, tenant.pk, api_key.prefix)
+        )
     return KeyIdentity(tenant=tenant, api_key=api_key)

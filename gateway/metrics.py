@@ -44,7 +44,26 @@ CACHE_SAVING = Counter(
 )
 REFUSED_LOCALLY = Counter(
     "gatehouse_requests_refused_locally_total",
-    "Requests refused for RPM by a web process's own memory of the refusal (no usage record, no log line)",
+    "Requests refused inside a web process (RPM memory, requests in flight): counted per key and minute "
+    "in RefusalCount rows instead of one usage record each",
+)
+USAGE_BACKLOG = Gauge(
+    "gatehouse_usage_stream_length", "Usage events waiting in the Redis stream", multiprocess_mode="max"
+)
+USAGE_DEAD = Gauge(
+    "gatehouse_usage_dead_letters",
+    "Usage entries in the dead-letter stream (could not be parsed at all; manage.py usage_dead_letters)",
+    multiprocess_mode="max",
+)
+USAGE_DEAD_TOTAL = Gauge(
+    "gatehouse_usage_dead_lettered",
+    "Usage entries ever dead-lettered (a counter kept in Redis, so shared by every process)",
+    multiprocess_mode="max",
+)
+OPEN_PROCESSES = Gauge(
+    "gatehouse_serving_processes",
+    "Processes registered as serving requests (dead ones leave once the reaper has settled them)",
+    multiprocess_mode="max",
 )
 CIRCUIT = Gauge(
     "gatehouse_circuit_state", "0 closed, 1 half-open, 2 open", ["model"], multiprocess_mode="max"
@@ -75,6 +94,14 @@ def metrics_record(event: UsageEvent) -> None:
 def circuit_record(states: dict[str, str]) -> None:
     for model, state in states.items():
         CIRCUIT.labels(model).set(_CIRCUIT_VALUES.get(state, 0))
+
+
+def pipeline_record(*, backlog: int, dead: int, dead_total: int, processes: int) -> None:
+    """The usage pipeline's state, read from Redis at scrape time."""
+    USAGE_BACKLOG.set(backlog)
+    USAGE_DEAD.set(dead)
+    USAGE_DEAD_TOTAL.set(dead_total)
+    OPEN_PROCESSES.set(processes)
 
 
 def metrics_exposition() -> tuple[bytes, str]:

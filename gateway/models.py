@@ -56,7 +56,9 @@ class ApiKey(models.Model):
 class RequestRecord(models.Model):
     """One inference request, as metered: the ledger that billing and dashboards read.
 
-    Written off the hot path by the usage consumer, idempotent on `request_id`.
+    Written off the hot path by the usage consumer, idempotent on `request_id` (made by the gateway; the
+    client's own id is only the `client_request_id` label). A record `recovered` from the last checkpoint of a
+    process that died is replaced by the request's own event if that arrives later (gateway.metering.store).
     """
 
     class CacheStatus(models.TextChoices):
@@ -99,12 +101,51 @@ class RequestRecord(models.Model):
     cache_saving = models.DecimalField(
         max_digits=16, decimal_places=8, default=0, help_text="Provider cost a cache hit avoided"
     )
+    client_request_id = models.CharField(
+        max_length=128, blank=True, help_text="The client's own x-request-id (a label, not an identity)"
+    )
+    recovered = models.BooleanField(
+        default=False, help_text="Settled from the last checkpoint after its web process died"
+    )
 
     class Meta:
         ordering = ["-created_at"]
+        indexes = [
+            models.Index(
+                fields=["client_request_id"],
+                condition=~models.Q(client_request_id=""),
+                name="record_client_request_id",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.request_id
+
+
+class RefusalCount(models.Model):
+    """Requests of one API key refused inside a web process (its memory of an RPM refusal, of requests in
+    flight, a suspended tenant...), counted per minute instead of one RequestRecord each, so that a flood
+    costs no write per request. `count` is the cumulative count of one web process (`source`) for that
+    minute, key and code: re-sending it is idempotent (the store keeps the larger), and the minute's total is
+    the sum over sources."""
+
+    minute = models.DateTimeField()
+    api_key_prefix = models.CharField(max_length=16)
+    code = models.CharField(max_length=40)
+    http_status = models.PositiveSmallIntegerField()
+    source = models.CharField(max_length=100, help_text="The web process that refused them")
+    count = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["-minute"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["minute", "api_key_prefix", "code", "source"], name="refusal_count_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.minute:%Y-%m-%d %H:%M} {self.api_key_prefix} {self.code}: {self.count}"
 
 
 class FallbackChain(models.Model):

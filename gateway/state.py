@@ -200,7 +200,7 @@ class HotState:
         if principal.expires_at is not None and principal.expires_at <= time.time():
             raise _unauthorised("expired")
         if not principal.tenant_active:
-            raise _suspended()
+            raise _suspended(who=(principal.schema, principal.tenant_id, principal.key_prefix))
         return principal
 
     def _background(self, work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
@@ -217,7 +217,7 @@ class HotState:
         except ApiKeyError as error:
             self.principals.pop(digest, None)
             suspended = error.reason == "suspended"
-            api_error = _suspended(error.detail) if suspended else _unauthorised(error.reason)
+            api_error = _suspended(error.detail, error.who) if suspended else _unauthorised(error.reason)
             self._remember_rejection(digest, api_error, time.monotonic())
             return
         except Exception:
@@ -279,13 +279,14 @@ def _unauthorised(reason: str) -> ApiError:
     return ApiError(401, messages.get(reason, messages["invalid"]), code="invalid_api_key")
 
 
-def _suspended(reason: str = "") -> ApiError:
+def _suspended(reason: str = "", who: tuple[str, int, str] | None = None) -> ApiError:
     why = f" ({reason})" if reason else ""
     return ApiError(
         403,
         f"This organisation is suspended{why}: API requests are refused until it is reactivated. "
         "Please check your billing status in the portal.",
         code="tenant_suspended",
+        tally=who,
     )
 
 

@@ -320,6 +320,15 @@ if GATEHOUSE_LIMITS_REDIS_DOWN not in ("open", "closed"):
 GATEHOUSE_LIMITS_TIMEOUT = env_float("GATEHOUSE_LIMITS_TIMEOUT", 0.25)
 # A request's slot and budget reservation are freed after this long if its process never settles it.
 GATEHOUSE_LIMITS_LEASE_SECONDS = env_float("GATEHOUSE_LIMITS_LEASE_SECONDS", GATEHOUSE_TOTAL_TIMEOUT + 60)
+# Process liveness (gateway.metering.liveness): each web process refreshes a heartbeat this often; one not
+# refreshed for the TTL is dead, and the requests it left open are settled from their last checkpoint (slots
+# and reservations freed, what was delivered billed) by the usage consumer within about TTL + 1 s.
+GATEHOUSE_HEARTBEAT_SECONDS = env_float("GATEHOUSE_HEARTBEAT_SECONDS", 1.0)
+GATEHOUSE_HEARTBEAT_TTL_SECONDS = env_float("GATEHOUSE_HEARTBEAT_TTL_SECONDS", 5.0)
+# A stream records what it has delivered at most this often (not awaited), besides once before its first byte.
+GATEHOUSE_CHECKPOINT_SECONDS = env_float("GATEHOUSE_CHECKPOINT_SECONDS", 1.0)
+# Dead letters (usage entries that cannot be parsed at all) kept in gh:usage:dead, oldest dropped first.
+GATEHOUSE_USAGE_DEAD_MAX = env_int("GATEHOUSE_USAGE_DEAD_MAX", 10_000)
 GATEHOUSE_BUDGET_ALERT_HOOKS = env_list(
     "GATEHOUSE_BUDGET_ALERT_HOOKS",
     ["gateway.limits.alerts.email_owners", "gateway.limits.alerts.post_webhook"],

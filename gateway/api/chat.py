@@ -27,6 +27,7 @@ from gateway.context import fit_by_dropping_turns
 from gateway.limits.deny import deny_check
 from gateway.limits.estimate import request_estimate
 from gateway.limits.service import limits_admit, scope_tags
+from gateway.metering.liveness import open_key
 from gateway.metrics import REFUSED_LOCALLY
 from gateway.pii.answers import AnswerScanner
 from gateway.pii.apply import StreamRestorer, completion_restore, pii_apply
@@ -34,7 +35,7 @@ from gateway.pii.redact import Redactor
 from gateway.providers.base import JSON, ProviderError, StreamChunk, Usage
 from gateway.routing import ALIASES, Route, model_allowed, route
 from gateway.state import Principal, hot_state
-from gateway.tokens import estimate_prompt_tokens
+from gateway.tokens import count_text, estimate_prompt_tokens
 
 SSE_HEADERS = [(b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
 DONE = b"data: [DONE]\n\n"
@@ -72,6 +73,7 @@ class ChatCompletionsConsumer(GatewayConsumer):
         refused = deny_check(scope_tags(principal.tenant_id, principal.key_prefix, principal.limits))
         if refused is not None:  # out of requests per minute, known in-process: nothing else to do
             REFUSED_LOCALLY.inc()
+            refused.tally = (principal.schema, principal.tenant_id, principal.key_prefix)
             raise refused
         meter = UsageBuilder(self, principal)
         try:
@@ -163,6 +165,8 @@ class ChatCompletionsConsumer(GatewayConsumer):
             tokens=estimate.tpm_tokens,
             worst_price=estimate.worst_price,
             worst_tokens=estimate.worst_tokens,
+            open_key=open_key(),
+            open_event=meter.opened(),
         )
         if self.admission is not None:
             self.limit_headers = self.admission.headers
@@ -263,8 +267,10 @@ class ChatCompletionsConsumer(GatewayConsumer):
             raise
         meter.served(model)
         meter.ttft_ms = int((time.perf_counter() - self.started) * 1000)
+        # Durable before the first byte: if this process dies mid-stream, the reaper bills from here on.
+        delivered = _Delivered(meter, model.name)
+        await meter.checkpoint(run, delivered.usage(None))
         await self.start(200, self._headers(model.name, b"text/event-stream") + SSE_HEADERS)
-        delivered: list[str] = []
         kept: list[bytes] | None = [] if lookup is not None else None  # the chunks, for the cache
         restoring = StreamRestorer(self.restorer) if self.restorer is not None else None
         finished = False
@@ -277,13 +283,15 @@ class ChatCompletionsConsumer(GatewayConsumer):
                 if kept is not None and not chunk.usage_only:
                     kept.append(chunk.data)
                 if not chunk.usage_only or include_usage:
-                    delivered.append(chunk.text)
+                    delivered.add(chunk.text)
                     data = chunk.data if chunk.usage_only else self._filtered(chunk.data, restoring)
                     await self.send_body(b"data: " + data + b"\n\n", more_body=True)
+                    if time.monotonic() >= meter.checkpoint_due:
+                        meter.checkpoint_later(run, delivered.usage(usage))
                 chunk = await anext(chunks, None)
         except ProviderError as error:
             await inference.stream_failed(run, model, error)
-            final = usage or meter.estimate_usage("".join(delivered))
+            final = usage or meter.estimate_usage(delivered.text())
             await meter.emit(http_status=200, error_class=f"stream_{error.kind}", run=run, usage=final)
             await self.send_error(
                 ApiError(502, f"The upstream stream failed: {error.message}", code="upstream_stream_error")
@@ -293,7 +301,7 @@ class ChatCompletionsConsumer(GatewayConsumer):
             close = getattr(chunks, "aclose", None)  # providers' streams are async generators
             if close is not None:
                 await close()
-            final = usage or meter.estimate_usage("".join(delivered))
+            final = usage or meter.estimate_usage(delivered.text())
             await asyncio.shield(
                 meter.emit(
                     http_status=499,
@@ -305,7 +313,7 @@ class ChatCompletionsConsumer(GatewayConsumer):
             )
             raise
         await inference.stream_succeeded(model)
-        usage = usage or meter.estimate_usage("".join(delivered))
+        usage = usage or meter.estimate_usage(delivered.text())
         self._answer_counts(meter)
         await meter.emit(http_status=200, run=run, usage=usage)
         await self.finish(DONE)
@@ -323,6 +331,33 @@ class ChatCompletionsConsumer(GatewayConsumer):
         if self.dropped_messages:
             headers.append((b"x-gatehouse-truncated", str(self.dropped_messages).encode()))
         return headers
+
+
+class _Delivered:
+    """The text a stream has delivered, and its tokens as of the last checkpoint (counted as it goes: each
+    checkpoint counts only the text since the previous one)."""
+
+    def __init__(self, meter: UsageBuilder, model: str) -> None:
+        self.meter = meter
+        self.model = model
+        self.pieces: list[str] = []
+        self.counted = 0  # pieces already counted
+        self.tokens = 0
+
+    def add(self, text: str) -> None:
+        self.pieces.append(text)
+
+    def text(self) -> str:
+        return "".join(self.pieces)
+
+    def usage(self, reported: Usage | None) -> Usage:
+        """What has been delivered so far, estimated (the provider reports its own counts at the end)."""
+        fresh = "".join(self.pieces[self.counted :])
+        self.counted = len(self.pieces)
+        if fresh:
+            self.tokens += count_text(fresh, self.model)
+        prompt = reported.prompt_tokens if reported is not None else self.meter.prompt_estimate
+        return Usage(prompt, self.tokens, True)
 
 
 def _scope_model(requested: str, chosen: Route) -> str:

@@ -34,6 +34,7 @@ class ApiError(Exception):
         error_type: str | None = None,
         headers: tuple[tuple[bytes, bytes], ...] = (),
         quiet: bool = False,
+        tally: tuple[str, int, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -43,6 +44,9 @@ class ApiError(Exception):
         self.error_type = error_type or _TYPES.get(status, "api_error")
         self.headers = headers
         self.quiet = quiet  # no access-log line (refusals repeated many times a second; counted instead)
+        # A refusal of a valid key decided in-process: counted per key and minute for (schema, tenant id, key
+        # prefix) instead of a usage record (gateway.metering.refusals).
+        self.tally = tally
 
     def body(self) -> bytes:
         return error_body(self.message, self.error_type, param=self.param, code=self.code)

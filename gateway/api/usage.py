@@ -1,13 +1,22 @@
-"""Building the one usage event of a request as it goes, and emitting it (gateway.metering)."""
+"""Building the one usage event of a request as it goes, and emitting it (gateway.metering).
+
+Until it is emitted, the request's open record (written at admission, replaced by checkpoints) holds the
+event as it would be if the process died at that moment: flagged `recovered`, with what had been delivered.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from django.conf import settings
+
+from gateway.limits.service import open_record
 from gateway.metering.emit import usage_emit
 from gateway.metering.events import UsageEvent
+from gateway.metering.opened import checkpoint_write
 from gateway.pricing import FREE, provider_cost
 from gateway.providers.base import Usage
 from gateway.routing import ModelInfo
@@ -18,6 +27,8 @@ if TYPE_CHECKING:
     from gateway.cache.service import Hit
     from gateway.consumers import GatewayConsumer
     from gateway.inference import Run
+
+DIED = "process_died"  # the error class of a record the reaper settled from a checkpoint
 
 
 class UsageBuilder:
@@ -35,6 +46,8 @@ class UsageBuilder:
         self.emitted = False
         self.hit: Hit | None = None
         self.pii_counts: dict[str, int] = {}
+        self.checkpoint_due = 0.0  # monotonic time of the next periodic checkpoint
+        self._checkpoint: asyncio.Task[bool] | None = None
 
     def served(self, model: ModelInfo) -> None:
         self.model = model
@@ -49,7 +62,7 @@ class UsageBuilder:
         name = self.model.name if self.model else "gpt-4o"
         return Usage(self.prompt_estimate, count_text(completion_text, name) if completion_text else 0, True)
 
-    async def emit(
+    def event(
         self,
         *,
         http_status: int,
@@ -57,10 +70,9 @@ class UsageBuilder:
         run: Run | None = None,
         usage: Usage | None = None,
         client_disconnected: bool = False,
-    ) -> None:
-        if self.emitted:
-            return
-        self.emitted = True
+        recovered: bool = False,
+    ) -> UsageEvent:
+        """The request's usage event with what is known now, priced."""
         consumer = self.consumer
         cost, units = Decimal(0), FREE
         # With the tenant's own provider key the provider bills the tenant, not us: no cost, no price here.
@@ -76,7 +88,7 @@ class UsageBuilder:
         price = (
             units.amount(usage.prompt_tokens, usage.completion_tokens) if usage is not None else Decimal(0)
         )
-        event = UsageEvent(
+        return UsageEvent(
             request_id=consumer.request_id,
             tenant_schema=self.principal.schema,
             tenant_id=self.principal.tenant_id,
@@ -104,6 +116,54 @@ class UsageBuilder:
             stream=self.stream,
             client_disconnected=client_disconnected,
             attempts=tuple(run.attempts) if run else (),
+            client_request_id=consumer.client_request_id,
+            recovered=recovered,
         )
+
+    def opened(self) -> UsageEvent:
+        """The open record's event at admission: nothing delivered yet, so nothing billed if the process
+        dies before the answer starts (the client never got a byte)."""
+        return self.event(http_status=500, error_class=DIED, recovered=True)
+
+    async def checkpoint(self, run: Run, usage: Usage) -> None:
+        """Record, and wait until Redis has it, that `usage` has been delivered (a stream's first byte)."""
+        self.checkpoint_due = time.monotonic() + settings.GATEHOUSE_CHECKPOINT_SECONDS
+        await self._checkpoint_write(run, usage)
+
+    def checkpoint_later(self, run: Run, usage: Usage) -> None:
+        """A periodic checkpoint of a long stream, not awaited; skipped while the last is in flight."""
+        self.checkpoint_due = time.monotonic() + settings.GATEHOUSE_CHECKPOINT_SECONDS
+        if self._checkpoint is not None and not self._checkpoint.done():
+            return
+        self._checkpoint = asyncio.ensure_future(self._checkpoint_write(run, usage))
+
+    async def _checkpoint_write(self, run: Run, usage: Usage) -> bool:
+        admission = self.consumer.admission
+        if admission is None or self.emitted:
+            return False
+        event = self.event(http_status=200, error_class=DIED, run=run, usage=usage, recovered=True)
+        record = open_record(admission, event)
+        return await checkpoint_write(admission.open_key, admission.tenant_id, admission.request_id, record)
+
+    async def emit(
+        self,
+        *,
+        http_status: int,
+        error_class: str = "",
+        run: Run | None = None,
+        usage: Usage | None = None,
+        client_disconnected: bool = False,
+    ) -> None:
+        if self.emitted:
+            return
+        self.emitted = True
+        event = self.event(
+            http_status=http_status,
+            error_class=error_class,
+            run=run,
+            usage=usage,
+            client_disconnected=client_disconnected,
+        )
+        consumer = self.consumer
         consumer.usage_event = event  # logged and counted by the consumer after the response's last byte
         await usage_emit(event, consumer.settle_with(event))  # the limiter's settle rides along

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,9 +28,12 @@ from psycopg.conninfo import make_conninfo
 from psycopg.types.json import Jsonb, set_json_loads
 from psycopg_pool import AsyncConnectionPool
 
+from gateway.bounds import text_bounded
+
 log = logging.getLogger(__name__)
 
 TABLE = "gateway_cacheentry"
+_NUL_JSON = b"\\u0000"  # how JSON writes a NUL character
 MAX_BACKGROUND = 1000  # pending writes per process; beyond that new entries are dropped (it is a cache)
 
 
@@ -148,11 +151,18 @@ async def candidates_nearest(
     return sorted(found, key=lambda c: c.similarity, reverse=True)  # relaxed_order may be slightly unordered
 
 
-async def entry_insert(schema: str, entry: NewEntry, *, refresh: bool) -> None:
+async def entry_insert(schema: str, entry: NewEntry, *, refresh: bool) -> bool:
     """Insert the entry; an existing one with its exact key is replaced only if expired or on `refresh`.
 
     Concurrent identical requests race here harmlessly: one row per exact key (unique), each write whole.
+    An answer with a NUL character (PostgreSQL's text and jsonb refuse it) is not cached: returns False.
+    The prompt is stored with NUL as U+FFFD (it is compared and shown, never served); keys hash the original.
     """
+    body = orjson.dumps(entry.body)
+    chunks = orjson.dumps(entry.chunks) if entry.chunks is not None else None
+    if _NUL_JSON in body or (chunks is not None and _NUL_JSON in chunks):
+        log.info("cache: an answer with a NUL character is not cached")
+        return False
     now = datetime.now(UTC)
     query = sql.SQL(
         "INSERT INTO {table} AS e (exact_key, scope_key, prompt, embedding, requested_model, served_model, "
@@ -171,12 +181,12 @@ async def entry_insert(schema: str, entry: NewEntry, *, refresh: bool) -> None:
     params = {
         "exact_key": entry.exact_key,
         "scope_key": entry.scope_key,
-        "prompt": entry.prompt,
+        "prompt": entry.prompt.replace("\x00", "\ufffd"),
         "embedding": entry.embedding,
-        "requested_model": entry.requested_model[:200],
-        "served_model": entry.served_model[:200],
-        "body": Jsonb(entry.body),
-        "chunks": Jsonb(entry.chunks) if entry.chunks is not None else None,
+        "requested_model": text_bounded(entry.requested_model, 200),
+        "served_model": text_bounded(entry.served_model, 200),
+        "body": Jsonb(entry.body, dumps=_serialised(body)),
+        "chunks": Jsonb(entry.chunks, dumps=_serialised(chunks)) if chunks is not None else None,
         "input_tokens": entry.input_tokens,
         "output_tokens": entry.output_tokens,
         "now": now,
@@ -185,6 +195,13 @@ async def entry_insert(schema: str, entry: NewEntry, *, refresh: bool) -> None:
     }
     async with (await _pool()).connection() as connection:
         await connection.execute(query, params)
+    return True
+
+
+def _serialised(data: bytes) -> Callable[[Any], str]:
+    """Jsonb's `dumps`, answering with the JSON already made (checked for NUL above)."""
+    text = data.decode()
+    return lambda _value: text
 
 
 def hit_count_later(schema: str, entry_id: int) -> None:

@@ -1,10 +1,13 @@
 -- Admit one request against the limits of one or more scopes (its tenant, its API key), atomically.
 --
--- KEYS, 5 per scope: rpm bucket, tpm bucket, in-flight zset, held-reservations hash, budget hash (this month).
+-- KEYS, 5 per scope: rpm bucket, tpm bucket, in-flight zset, held-reservations hash, budget hash (this month);
+--     then, optionally, the open-requests hash of the admitting process (gateway.metering.liveness).
 -- ARGV[1] now (ms)  [2] request id  [3] lease (ms)  [4] tokens to take from the TPM bucket
 --     [5] worst-case price (integer units of 1e-8)  [6] worst-case tokens  [7] budget key TTL (s)
 --     then 7 per scope: rpm, tpm, concurrency, budget units, token cap, seed units, seed tokens
---     (-1: no such limit / no seed known).
+--     (-1: no such limit / no seed known); then, with the open-requests hash, the request's open record.
+-- An admitted request's open record is written in the same call: a durable trace before anything is sent
+-- upstream, from which the request is settled and billed if its process dies (gateway.metering.reaper).
 -- Returns {code, scope, retry_ms, limit_req, remaining_req, reset_req_ms, limit_tok, remaining_tok,
 --          reset_tok_ms, used, cap}: code 0 admitted, 1 rpm, 2 tpm, 3 concurrency, 4 budget, 5 token cap,
 --          6 the scope's budget needs its seed (month-to-date usage from the ledger), 7 larger than the TPM.
@@ -18,7 +21,9 @@ local need_tokens = tonumber(ARGV[4])
 local worst_units = ARGV[5]
 local worst_tokens = ARGV[6]
 local ttl = tonumber(ARGV[7])
-local scopes = #KEYS / 5
+local scopes = math.floor(#KEYS / 5)
+local open_key = nil
+if #KEYS % 5 == 1 then open_key = KEYS[#KEYS] end
 
 -- HINCRBY by minus a non-negative integer string (Redis refuses "-0"; Lua doubles would lose digits)
 local function release(key, field, amount)
@@ -148,5 +153,9 @@ for i = 0, scopes - 1 do
       redis.call('PEXPIRE', KEYS[k + 3], lease * 2)
     end
   end
+end
+if open_key then
+  redis.call('HSET', open_key, rid, ARGV[8 + scopes * 7])
+  redis.call('PEXPIRE', open_key, lease * 2)
 end
 return {0, -1, 0, out_req[1], out_req[2], out_req[3], out_tok[1], out_tok[2], out_tok[3], '', ''}

@@ -4,6 +4,11 @@
 the usage event's XADD round trip (`limits_settle_piggyback`), or, for a request that ended without a usage
 event, runs on its own after the last byte (`limits_settle_later`).
 
+The admission also writes the request's open record (its usage event as it would be if the process died now,
+and this admission, to settle it) into its process's open-requests hash, in the same call; the settle removes
+it. A process that dies leaves its open records to the reaper (gateway.metering.reaper), which settles them
+within seconds, with what their last checkpoint says was delivered.
+
 While Redis cannot be reached, requests are admitted unchecked (GATEHOUSE_LIMITS_REDIS_DOWN="open", the
 default) or refused with 503 ("closed"); Redis is not asked again for DOWN_BACKOFF_S after a failure, so an
 outage costs no request more than one short timeout.
@@ -24,6 +29,7 @@ from decimal import ROUND_CEILING, Decimal
 from pathlib import Path
 from typing import Any
 
+import orjson
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import DatabaseError
@@ -37,10 +43,14 @@ from gateway.limits.clock import duration, now_ms
 from gateway.limits.deny import Denial, deny_remember, inflight_add, inflight_done
 from gateway.limits.policy import Limits, LimitSet
 from gateway.metering.emit import Piggyback
+from gateway.metering.events import UsageEvent, usage_event_json
+from gateway.metering.opened import settled_marker
 
 log = logging.getLogger(__name__)
 
 UNIT = Decimal("0.00000001")  # money in Redis: integer units of 1e-8 (the ledger's precision)
+NO_OPEN_KEY = "gh:open:-"  # settle.lua always removes the open record; without one, from an empty key
+_LIMITS = ("rpm", "tpm", "concurrency", "monthly_budget", "monthly_token_cap", "soft_percent")
 ALERT_STREAM = "gh:alerts"
 BUDGET_TTL_S = 40 * 86400
 DOWN_BACKOFF_S = 1.0
@@ -50,6 +60,7 @@ Headers = tuple[tuple[bytes, bytes], ...]
 OK, RPM, TPM, CONCURRENCY, BUDGET, TOKEN_CAP, NEED_SEED, TOO_LARGE = range(8)
 
 _SOURCE = {name: (Path(__file__).parent / f"{name}.lua").read_text() for name in ("admit", "settle")}
+SETTLE_SOURCE = _SOURCE["settle"]
 _SHA = {name: hashlib.sha1(source.encode()).hexdigest() for name, source in _SOURCE.items()}  # noqa: S324
 _scripts: dict[tuple[int, str], AsyncScript] = {}
 _down_until = 0.0
@@ -75,6 +86,49 @@ class Admission:
     scopes: tuple[Scope, ...]
     tokens_taken: int
     headers: Headers
+    open_key: str = NO_OPEN_KEY  # the open-requests hash of the process that admitted it
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """What the reaper needs to settle this admission (no headers)."""
+        return {
+            "rid": self.request_id,
+            "tenant": self.tenant_id,
+            "period": self.period,
+            "taken": self.tokens_taken,
+            "open": self.open_key,
+            "scopes": [
+                [scope.label, list(scope.keys), [_json_limit(getattr(scope.limits, n)) for n in _LIMITS]]
+                for scope in self.scopes
+            ],
+        }
+
+    @classmethod
+    def from_json_dict(cls, data: dict[str, Any]) -> Admission:
+        scopes = []
+        for label, keys, values in data["scopes"]:
+            limits = dict(zip(_LIMITS, values, strict=True))
+            if limits["monthly_budget"] is not None:
+                limits["monthly_budget"] = Decimal(limits["monthly_budget"])
+            scopes.append(Scope(str(label), Limits(**limits), tuple(keys)))
+        return cls(
+            request_id=str(data["rid"]),
+            tenant_id=int(data["tenant"]),
+            period=str(data["period"]),
+            scopes=tuple(scopes),
+            tokens_taken=int(data["taken"]),
+            headers=(),
+            open_key=str(data["open"]),
+        )
+
+
+def _json_limit(value: object) -> object:
+    return str(value) if isinstance(value, Decimal) else value
+
+
+def open_record(admission: Admission, event: UsageEvent) -> bytes:
+    """An open request as its process's open-requests hash holds it: the usage event to store if the process
+    dies now and the admission to settle."""
+    return b'{"event":%b,"admission":%b}' % (usage_event_json(event), orjson.dumps(admission.to_json_dict()))
 
 
 def period_of(ms: int) -> tuple[str, datetime, datetime]:
@@ -132,10 +186,15 @@ async def limits_admit(
     tokens: int,
     worst_price: Decimal,
     worst_tokens: int,
+    open_key: str = "",
+    open_event: UsageEvent | None = None,
 ) -> Admission | None:
     """Admit a request (one Redis round trip) or raise ApiError 429; None when Redis is down and the
     deployment fails open. `tokens` is taken from the TPM buckets now; `worst_price` and `worst_tokens`
-    are reserved against the monthly budgets until `limits_settle_later` puts the real figures in."""
+    are reserved against the monthly budgets until `limits_settle_later` puts the real figures in.
+
+    With `open_key` and `open_event`, the admitted request's open record (`open_record`) is written into
+    that hash in the same call."""
     global _down_until
     if time.monotonic() < _down_until:
         _redis_down(None)
@@ -143,22 +202,21 @@ async def limits_admit(
     now = now_ms()
     period, _, period_end = period_of(now)
     scopes = scopes_of(tenant_id, key_prefix, limits, period)
+    admitted = Admission(request_id, tenant_id, period, scopes, tokens, (), open_key or NO_OPEN_KEY)
+    opened = (open_key, open_record(admitted, open_event)) if open_key and open_event is not None else None
     seeds: dict[int, tuple[int, int]] = {}
     client = async_redis_client()
+    call = _AdmitCall(scopes, now, request_id, tokens, worst_price, worst_tokens, opened)
     try:
         async with asyncio.timeout(settings.GATEHOUSE_LIMITS_TIMEOUT):
-            result = await _admit_call(
-                client, scopes, now, request_id, tokens, worst_price, worst_tokens, seeds
-            )
+            result = await call.run(client, seeds)
         if int(result[0]) == NEED_SEED:  # this month's budget is not in Redis: fetch it from the ledger
             async with asyncio.timeout(SEED_TIMEOUT_S):
                 for index, scope in enumerate(scopes):
                     if _capped(scope.limits):
                         seeds[index] = await _seed(schema, scope.label, now)
             async with asyncio.timeout(settings.GATEHOUSE_LIMITS_TIMEOUT):
-                result = await _admit_call(
-                    client, scopes, now, request_id, tokens, worst_price, worst_tokens, seeds
-                )
+                result = await call.run(client, seeds)
     except (RedisError, OSError, TimeoutError) as error:
         _down_until = time.monotonic() + DOWN_BACKOFF_S
         _redis_down(error)
@@ -174,44 +232,48 @@ async def limits_admit(
             _remember(scope, tenant_id, result, headers, now)
         raise _refusal(code, scope, result, headers, period_end, now)
     inflight_add(_tag(scope, tenant_id) for scope in scopes)
-    return Admission(request_id, tenant_id, period, scopes, tokens, headers)
+    return Admission(request_id, tenant_id, period, scopes, tokens, headers, admitted.open_key)
 
 
-async def _admit_call(
-    client: Redis,
-    scopes: tuple[Scope, ...],
-    now: int,
-    request_id: str,
-    tokens: int,
-    worst_price: Decimal,
-    worst_tokens: int,
-    seeds: dict[int, tuple[int, int]],
-) -> list[Any]:
-    lease_ms = int(settings.GATEHOUSE_LIMITS_LEASE_SECONDS * 1000)
-    args: list[str | int] = [
-        now,
-        request_id,
-        lease_ms,
-        tokens,
-        to_units(worst_price),
-        worst_tokens,
-        BUDGET_TTL_S,
-    ]
-    for index, scope in enumerate(scopes):
-        seed = seeds.get(index, (-1, -1))
-        lim = scope.limits
-        args += [
-            _arg(lim.rpm),
-            _arg(lim.tpm),
-            _arg(lim.concurrency),
-            _arg(lim.monthly_budget, money=True),
-            _arg(lim.monthly_token_cap),
-            seed[0],
-            seed[1],
+@dataclass(frozen=True, slots=True)
+class _AdmitCall:
+    scopes: tuple[Scope, ...]
+    now: int
+    request_id: str
+    tokens: int
+    worst_price: Decimal
+    worst_tokens: int
+    opened: tuple[str, bytes] | None  # (open-requests hash, open record)
+
+    async def run(self, client: Redis, seeds: dict[int, tuple[int, int]]) -> list[Any]:
+        lease_ms = int(settings.GATEHOUSE_LIMITS_LEASE_SECONDS * 1000)
+        args: list[str | int | bytes] = [
+            self.now,
+            self.request_id,
+            lease_ms,
+            self.tokens,
+            to_units(self.worst_price),
+            self.worst_tokens,
+            BUDGET_TTL_S,
         ]
-    keys = [key for scope in scopes for key in scope.keys]
-    result: list[Any] = await _script("admit", client)(keys=keys, args=args)
-    return result
+        for index, scope in enumerate(self.scopes):
+            seed = seeds.get(index, (-1, -1))
+            lim = scope.limits
+            args += [
+                _arg(lim.rpm),
+                _arg(lim.tpm),
+                _arg(lim.concurrency),
+                _arg(lim.monthly_budget, money=True),
+                _arg(lim.monthly_token_cap),
+                seed[0],
+                seed[1],
+            ]
+        keys = [key for scope in self.scopes for key in scope.keys]
+        if self.opened is not None:
+            keys.append(self.opened[0])
+            args.append(self.opened[1])
+        result: list[Any] = await _script("admit", client)(keys=keys, args=args)
+        return result
 
 
 def scope_tags(tenant_id: int, key_prefix: str, limits: LimitSet) -> tuple[tuple[str, int | None], ...]:
@@ -276,11 +338,21 @@ def _mode() -> str:
     return mode
 
 
+def settle_figures(event: UsageEvent | None) -> dict[str, Any]:
+    """What a request used, as the limiter settles it: price and tokens, and what reached a provider."""
+    tokens = event.input_tokens + event.output_tokens if event else 0
+    return {
+        "price": event.price if event else Decimal(0),
+        "tokens": tokens,
+        "provider_tokens": tokens if event is not None and event.cache_status == "miss" else 0,
+    }
+
+
 def limits_settle_later(admission: Admission, *, price: Decimal, tokens: int, provider_tokens: int) -> None:
     """After the last byte: free the request's slot and reservation and count what it used (`price`,
     `tokens` against the monthly budgets; `provider_tokens`, what a provider processed, against TPM)."""
     inflight_done(_tag(scope, admission.tenant_id) for scope in admission.scopes)
-    keys, args = _settle_call(admission, price, tokens, provider_tokens)
+    keys, args = settle_call(admission, price, tokens, provider_tokens)
     _later(_settle(keys, args, admission.request_id))
 
 
@@ -291,7 +363,7 @@ def limits_settle_piggyback(
     `limits_settle_later` does, one Redis round trip fewer); if that fails, it is retried on its own (the
     script is idempotent per request)."""
     inflight_done(_tag(scope, admission.tenant_id) for scope in admission.scopes)
-    keys, args = _settle_call(admission, price, tokens, provider_tokens)
+    keys, args = settle_call(admission, price, tokens, provider_tokens)
 
     def retry(error: BaseException) -> None:
         log.info("limits: settling %s on its own (%s)", admission.request_id, type(error).__name__)
@@ -306,9 +378,10 @@ def _later(work: Coroutine[Any, Any, None]) -> None:
     task.add_done_callback(_background.discard)
 
 
-def _settle_call(
+def settle_call(
     admission: Admission, price: Decimal, tokens: int, provider_tokens: int
 ) -> tuple[list[str], list[str | int]]:
+    """The keys and arguments of settle.lua for `admission` with these figures (the reaper uses it too)."""
     args: list[str | int] = [
         now_ms(),
         admission.request_id,
@@ -328,7 +401,8 @@ def _settle_call(
             scope.label,
         ]
     keys = [key for scope in admission.scopes for key in scope.keys]
-    return [*keys, f"gh:rl:settled:{admission.request_id}", ALERT_STREAM], args
+    marker = settled_marker(admission.tenant_id, admission.request_id)
+    return [*keys, admission.open_key, marker, ALERT_STREAM], args
 
 
 async def _settle(keys: list[str], args: list[str | int], request_id: str) -> None:

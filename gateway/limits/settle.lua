@@ -1,12 +1,14 @@
 -- Settle an admitted request once it has ended: free its slot and reservation, count what it really used.
 --
--- KEYS, 5 per scope as in admit.lua, then this request's "settled" marker, then the alert stream last.
+-- KEYS, 5 per scope as in admit.lua, then the open-requests hash of the process that admitted it, this
+--     request's "settled" marker (per tenant), then the alert stream last.
 -- ARGV[1] now (ms)  [2] request id  [3] price charged (integer units of 1e-8)  [4] tokens used
 --     [5] TPM correction (tokens used minus tokens taken at admission; may be negative)
 --     [6] tenant id  [7] period (YYYY-MM)
 --     then 5 per scope: tpm, budget units, token cap, soft percent, scope label (API key prefix or '')
 -- Crossing a budget's soft percent adds one entry to the alert stream, once per month and kind.
--- Idempotent: a second settle of the same request (a retry after an unclear failure) changes nothing.
+-- Idempotent: a second settle of the same request (a retry after an unclear failure, or the request's own
+-- settle after the reaper settled it from a checkpoint) changes nothing. The open record goes either way.
 
 local now = tonumber(ARGV[1])
 local rid = ARGV[2]
@@ -14,7 +16,8 @@ local units = ARGV[3]
 local tokens = ARGV[4]
 local correction = tonumber(ARGV[5])
 local alerts = KEYS[#KEYS]
-local scopes = (#KEYS - 2) / 5
+local scopes = (#KEYS - 3) / 5
+redis.call('HDEL', KEYS[#KEYS - 2], rid)
 if not redis.call('SET', KEYS[#KEYS - 1], 1, 'NX', 'EX', 3600) then return 0 end
 
 -- HINCRBY by minus a non-negative integer string (Redis refuses "-0"; Lua doubles would lose digits)

@@ -33,12 +33,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import orjson
 from django.conf import settings
 from redis.exceptions import MaxConnectionsError
 
 from config.redis import async_redis_client, redis_client
-from gateway.metering.events import UsageEvent
+from gateway.metering.events import UsageEvent, usage_event_json
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +52,7 @@ _inflight: set[asyncio.Task[None]] = set()
 
 def usage_event_payload(event: UsageEvent) -> bytes:
     """The wire form of an event: one orjson document, the same in the stream and in spool files."""
-    return orjson.dumps(event.to_json_dict())
+    return usage_event_json(event)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +73,14 @@ async def usage_emit(event: UsageEvent, piggyback: Piggyback | None = None) -> N
     """
     task = asyncio.ensure_future(_emit(event.request_id, usage_event_payload(event), piggyback))
     # Keep a strong reference: a shielded task must survive its caller's cancellation.
+    _inflight.add(task)
+    task.add_done_callback(_inflight.discard)
+    await asyncio.shield(task)
+
+
+async def emit_payload(payload: bytes, *, what: str) -> None:
+    """`usage_emit` for another entry of the usage stream (a refusal tally): the same guarantee."""
+    task = asyncio.ensure_future(_emit(what, payload, None))
     _inflight.add(task)
     task.add_done_callback(_inflight.discard)
     await asyncio.shield(task)

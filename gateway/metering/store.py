@@ -27,6 +27,7 @@ def usage_store(events: Sequence[UsageEvent]) -> int:
     - Idempotent on request_id: an event stored before (a retry, a re-delivered batch, a spooled copy of an
       event that also reached the stream) is skipped by the unique constraint (`ON CONFLICT DO NOTHING`),
       so each request is recorded, and billed, once, also with several consumers storing the same event.
+      One exception: a request's own event replaces a record `recovered` from its last checkpoint.
     - One transaction per schema: when this returns, every stored row is committed (unless the caller wraps
       it in its own transaction). If it raises (a database fault, a value the column rejects), the failing
       schema's rows are rolled back; other schemas' rows may be committed, harmlessly, being idempotent.
@@ -37,7 +38,7 @@ def usage_store(events: Sequence[UsageEvent]) -> int:
     by_schema: dict[str, list[UsageEvent]] = defaultdict(list)
     for event in events:
         by_schema[event.tenant_schema].append(event)
-    live = _live_tenant_ids(by_schema)
+    live = live_tenant_ids(by_schema)
     new = 0
     for schema, group in by_schema.items():
         kept = [event for event in group if live.get(schema) == event.tenant_id]
@@ -52,7 +53,8 @@ def usage_store(events: Sequence[UsageEvent]) -> int:
     return new
 
 
-def _live_tenant_ids(schemas: Iterable[str]) -> dict[str, int]:
+def live_tenant_ids(schemas: Iterable[str]) -> dict[str, int]:
+    """Schema -> tenant id of the tenants that exist (never the public schema)."""
     public = get_public_schema_name()
     wanted = [schema for schema in schemas if schema != public]
     return dict(Tenant.objects.filter(schema_name__in=wanted).values_list("schema_name", "pk"))
@@ -64,12 +66,36 @@ def _store_schema(schema: str, events: Sequence[UsageEvent]) -> int:
     recorded_at = timezone.now()
     unique: dict[str, UsageEvent] = {}
     for event in events:
-        unique.setdefault(event.request_id, event)
+        kept = unique.get(event.request_id)
+        if kept is None or (kept.recovered and not event.recovered):
+            unique[event.request_id] = event
     rows = [usage_event_record(event, recorded_at=recorded_at) for event in unique.values()]
     with schema_context(schema), transaction.atomic():
         RequestRecord.objects.bulk_create(rows, ignore_conflicts=True, batch_size=500)
         _keys_touch(unique.values())
-        return RequestRecord.objects.filter(request_id__in=list(unique), recorded_at=recorded_at).count()
+        new = RequestRecord.objects.filter(request_id__in=list(unique), recorded_at=recorded_at).count()
+        if new < len(unique):
+            _recovered_replace(unique, recorded_at)
+        return new
+
+
+def _recovered_replace(events: dict[str, UsageEvent], recorded_at: datetime) -> None:
+    """A request's own event replaces the record the reaper made from its last checkpoint: the process was
+    only thought dead (or its event was spooled while Redis was away), and its own figures are the real ones.
+    Only called when some rows already existed: the common batch costs no extra query."""
+    finals = [request_id for request_id, event in events.items() if not event.recovered]
+    stale = list(
+        RequestRecord.objects.filter(request_id__in=finals, recovered=True).values_list(
+            "request_id", flat=True
+        )
+    )
+    if not stale:
+        return
+    RequestRecord.objects.filter(request_id__in=stale, recovered=True).delete()
+    RequestRecord.objects.bulk_create(
+        [usage_event_record(events[request_id], recorded_at=recorded_at) for request_id in stale]
+    )
+    logger.info("usage: %d recovered record(s) replaced by their requests' own events", len(stale))
 
 
 def _keys_touch(events: Iterable[UsageEvent]) -> None:
@@ -116,4 +142,6 @@ def usage_event_record(event: UsageEvent, *, recorded_at: datetime) -> RequestRe
         cache_similarity=event.cache_similarity,
         cache_saving=event.cache_saving,
         pii_counts=dict(event.pii_counts),
+        client_request_id=event.client_request_id,
+        recovered=event.recovered,
     )

@@ -44,6 +44,7 @@ def make_event(request_id: str, *, schema: str, tenant_id: int, **overrides: Any
         "error_class": "",
         "stream": True,
         "client_disconnected": True,
+        "client_request_id": "trace-4f2a",
         "attempts": (
             Attempt(model="sim/fast", provider="simulator", status=429, error="rate_limited", latency_ms=12),
             Attempt(model="sim/smart", provider="simulator", status=200, error="", latency_ms=800),

@@ -26,7 +26,6 @@ from pytest_django import DjangoDbBlocker, Settings
 from config.redis import redis_client
 from gateway.metering import consumer
 from gateway.metering.consumer import (
-    DEAD_STREAM,
     GROUP,
     ConsumerOptions,
     usage_consume_batch,
@@ -35,6 +34,7 @@ from gateway.metering.consumer import (
     usage_drain_spool,
     usage_group_ensure,
 )
+from gateway.metering.dead_letters import DEAD_STREAM
 from gateway.metering.emit import (
     USAGE_STREAM,
     usage_emit,
@@ -127,6 +127,8 @@ def test_an_emitted_event_is_stored_in_its_tenant_schema_with_every_field(
         "cache_similarity": 0.9375,
         "pii_counts": {"email": 2, "card": 1},
         "cache_saving": Decimal("0.00111111"),
+        "client_request_id": "trace-4f2a",
+        "recovered": False,
     }
     assert _request_ids(globex.schema_name, "req-") == []
     assert _settled()
@@ -208,23 +210,27 @@ def test_events_of_deleted_tenants_are_skipped_without_blocking_the_batch(
 
 
 @pytest.mark.django_db
-def test_malformed_entries_go_to_the_dead_letter_stream_and_do_not_block(acme: Tenant) -> None:
+def test_only_entries_that_cannot_be_parsed_go_to_the_dead_letter_stream(acme: Tenant) -> None:
     client = redis_client()
     usage_group_ensure(client)
+    odd = {**_event(acme, "req-odd").to_json_dict(), "input_tokens": "12", "output_tokens": -5}
     client.xadd(USAGE_STREAM, {"event": "not json"})
     client.xadd(USAGE_STREAM, {"something": "else"})
     client.xadd(USAGE_STREAM, {"event": orjson.dumps({"request_id": "req-half"})})
-    client.xadd(USAGE_STREAM, {"event": usage_event_payload(_event(acme, "req-typed", input_tokens="12"))})
-    client.xadd(USAGE_STREAM, {"event": usage_event_payload(_event(acme, "req-negative", input_tokens=-5))})
+    client.xadd(USAGE_STREAM, {"event": orjson.dumps([1, 2])})
+    client.xadd(USAGE_STREAM, {"event": orjson.dumps(odd)})
     client.xadd(USAGE_STREAM, {"event": usage_event_payload(_event(acme, "req-good"))})
 
     assert usage_consume_batch(client, "c1", block_ms=None) == 6
 
-    assert _request_ids(acme.schema_name, "req-") == ["req-good"]
+    assert sorted(_request_ids(acme.schema_name, "req-")) == ["req-good", "req-odd"]
+    with schema_context(acme.schema_name):
+        stored = RequestRecord.objects.get(request_id="req-odd")
+    assert (stored.input_tokens, stored.output_tokens) == (0, 0)  # bounded, not refused
     dead = _dead_letters()
-    reasons = [fields["reason"].split(":")[0] for fields in dead]
-    assert reasons == ["malformed", "malformed", "malformed", "malformed", "rejected"]
+    assert [fields["reason"].split(":")[0] for fields in dead] == ["malformed"] * 4
     assert orjson.loads(dead[0]["fields"]) == {"event": "not json"}
+    assert redis_client().get("gh:usage:dead:total") == "4"
     assert _settled()
 
 

@@ -3,6 +3,7 @@ keys committed where the gateway process can see them, simulator control, and dr
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -98,6 +99,17 @@ def drain_usage(schema: str = "t_acme") -> dict[str, RequestRecord]:
     usage_consume_once(redis_client(), "tests")
     with schema_context(schema):
         return {r.request_id: r for r in RequestRecord.objects.all()}
+
+
+def by_label(client_request_id: str, schema: str = "t_acme", seconds: float = 5) -> RequestRecord:
+    """The record of the request the client labelled `client_request_id`, once the consumer has stored it."""
+    deadline = time.monotonic() + seconds
+    while True:
+        found = [r for r in drain_usage(schema).values() if r.client_request_id == client_request_id]
+        if found or time.monotonic() > deadline:
+            assert len(found) == 1, f"{len(found)} records labelled {client_request_id}"
+            return found[0]
+        time.sleep(0.1)
 
 
 def chat(gateway: str, key: str, body: object, **headers: str) -> httpx.Response:

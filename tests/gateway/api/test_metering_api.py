@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 import uuid
 from decimal import Decimal
 from pathlib import Path
@@ -14,7 +13,7 @@ import httpx
 import pytest
 
 from tests.conftest import gateway_env
-from tests.gateway.api.conftest import Keys, Simulator, chat, drain_usage
+from tests.gateway.api.conftest import Keys, Simulator, by_label, chat, drain_usage
 from tests.live import free_port, start_web
 
 pytestmark = pytest.mark.django_db
@@ -30,13 +29,19 @@ def test_a_request_that_fails_validation_is_metered_too(gateway: str, keys: Keys
     assert record.requested_model == "sim/fast"
 
 
-def test_the_clients_request_id_is_echoed_and_used(gateway: str, keys: Keys, sim: Simulator) -> None:
-    request_id = f"client-{uuid.uuid4().hex}"
+def test_the_clients_request_id_is_a_label_echoed_and_stored_beside_the_gateways_own(
+    gateway: str, keys: Keys, sim: Simulator
+) -> None:
+    label = f"client-{uuid.uuid4().hex}"
 
-    response = chat(gateway, keys.acme, OK, **{"x-request-id": request_id})
+    response = chat(gateway, keys.acme, OK, **{"x-request-id": label})
 
-    assert response.headers["x-request-id"] == request_id
-    assert request_id in drain_usage()
+    ours = response.headers["x-request-id"]
+    assert ours.startswith("req_")
+    assert ours != label
+    assert response.headers["x-client-request-id"] == label
+    record = drain_usage()[ours]
+    assert record.client_request_id == label
 
 
 def test_usage_lands_only_in_the_callers_schema(gateway: str, keys: Keys, sim: Simulator) -> None:
@@ -56,7 +61,7 @@ def test_a_client_that_disconnects_mid_stream_is_metered_for_what_it_got(
     sim.set("sim/smart", ttft_ms=0, tokens_per_s=20, output_tokens=60)
     request_id = f"gone-{uuid.uuid4().hex}"
     body = {**OK, "model": "sim/smart", "stream": True}
-    headers = {"authorization": f"Bearer {keys.acme}", "x-request-id": request_id}
+    headers = {"authorization": f"Bearer {keys.acme}", "x-client-request-id": request_id}
     with httpx.stream("POST", f"{gateway}/v1/chat/completions", json=body, headers=headers) as response:
         seen = 0
         for line in response.iter_lines():
@@ -64,12 +69,7 @@ def test_a_client_that_disconnects_mid_stream_is_metered_for_what_it_got(
             if seen >= 4:
                 break  # leaving the block closes the connection mid-stream
 
-    record = None
-    deadline = time.monotonic() + 5
-    while record is None and time.monotonic() < deadline:
-        record = drain_usage().get(request_id)
-        time.sleep(0.1)
-    assert record is not None
+    record = by_label(request_id)
     assert record.client_disconnected
     assert record.tokens_estimated
     assert 3 <= record.output_tokens < 40  # what was delivered, not the 60 the upstream would have sent
@@ -107,7 +107,7 @@ def test_a_client_that_leaves_before_any_byte_is_still_metered_once(
 ) -> None:
     sim.set("sim/smart", ttft_ms=400)  # under the test gateway's 0.5 s first-byte timeout
     request_id = f"early-{uuid.uuid4().hex}"
-    headers = {"authorization": f"Bearer {keys.acme}", "x-request-id": request_id}
+    headers = {"authorization": f"Bearer {keys.acme}", "x-client-request-id": request_id}
     with pytest.raises(httpx.TimeoutException):
         httpx.post(
             f"{gateway}/v1/chat/completions",
@@ -116,10 +116,5 @@ def test_a_client_that_leaves_before_any_byte_is_still_metered_once(
             timeout=0.1,
         )
 
-    record = None
-    deadline = time.monotonic() + 5
-    while record is None and time.monotonic() < deadline:
-        time.sleep(0.1)
-        record = drain_usage().get(request_id)
-    assert record is not None
+    record = by_label(request_id)
     assert (record.http_status, record.client_disconnected, record.output_tokens) == (499, True, 0)
