@@ -33,12 +33,13 @@ def text_bounded(value: object, limit: int) -> str:
     return text[:limit]
 
 
-def label_bounded(value: str | None, limit: int = 128) -> str:
+def label_bounded(value: object, limit: int = 128) -> str:
     """A client's correlation label (e.g. its x-request-id): printable ASCII without spaces, at most `limit`
     characters; anything else is dropped. Never an identity: only stored, echoed and searched."""
     if not value:
         return ""
-    return _LABEL_REJECT.sub("", value[: limit * 4])[:limit]
+    text = value if isinstance(value, str) else str(value)
+    return _LABEL_REJECT.sub("", text[: limit * 4])[:limit]
 
 
 def int_bounded(value: object, low: int = 0, high: int = INT32_MAX) -> int:

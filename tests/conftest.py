@@ -25,6 +25,17 @@ from tests.stripe_server import start_localstripe
 PASSWORD = "correct-horse-battery"
 
 
+# Fixtures that start child processes (uvicorn, the simulator, a Celery worker, localstripe): a test using any
+# of them is marked `processes`, so that `pytest -m "not processes and not browser"` is the fast lane.
+PROCESS_FIXTURES = frozenset({"live_server_url", "simulator_url", "celery_worker", "localstripe_url"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if PROCESS_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.processes)
+
+
 @dataclass(frozen=True)
 class World:
     acme: Tenant

@@ -334,14 +334,18 @@ class ChatCompletionsConsumer(GatewayConsumer):
 
 
 class _Delivered:
-    """The text a stream has delivered, and its tokens as of the last checkpoint (counted as it goes: each
-    checkpoint counts only the text since the previous one)."""
+    """The text a stream has delivered, and its tokens as of the last checkpoint, counted as it goes: each
+    checkpoint counts only the text since the previous one, cut before a word so that the pieces' counts add
+    up to the whole's (tokenizers split text into words before they merge bytes)."""
+
+    MAX_CARRY = 4096  # text without a word boundary is counted anyway past this
 
     def __init__(self, meter: UsageBuilder, model: str) -> None:
         self.meter = meter
         self.model = model
         self.pieces: list[str] = []
-        self.counted = 0  # pieces already counted
+        self.counted = 0  # pieces already counted (or carried)
+        self.carry = ""  # counted at the next checkpoint: after the last word boundary
         self.tokens = 0
 
     def add(self, text: str) -> None:
@@ -352,12 +356,23 @@ class _Delivered:
 
     def usage(self, reported: Usage | None) -> Usage:
         """What has been delivered so far, estimated (the provider reports its own counts at the end)."""
-        fresh = "".join(self.pieces[self.counted :])
+        fresh = self.carry + "".join(self.pieces[self.counted :])
         self.counted = len(self.pieces)
-        if fresh:
-            self.tokens += count_text(fresh, self.model)
+        cut = len(fresh) if len(fresh) > self.MAX_CARRY else _last_word_start(fresh)
+        if cut:
+            self.tokens += count_text(fresh[:cut], self.model)
+        self.carry = fresh[cut:]
         prompt = reported.prompt_tokens if reported is not None else self.meter.prompt_estimate
         return Usage(prompt, self.tokens, True)
+
+
+def _last_word_start(text: str) -> int:
+    """The index of the whitespace that starts the last word of `text` (0 if none): a place to cut where
+    both sides count as they would together."""
+    for index in range(len(text) - 2, -1, -1):
+        if text[index].isspace() and not text[index + 1].isspace():
+            return index
+    return 0
 
 
 def _scope_model(requested: str, chosen: Route) -> str:

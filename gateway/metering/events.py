@@ -105,7 +105,7 @@ class UsageEvent:
             value = getattr(self, name)
             if type(value) is not str or len(value) > limit or not (value.isascii() and value.isprintable()):
                 _set(self, name, text_bounded(value, limit))
-        if self.client_request_id:
+        if self.client_request_id or type(self.client_request_id) is not str:
             _set(self, "client_request_id", label_bounded(self.client_request_id, CLIENT_REQUEST_ID_LIMIT))
         _bound_int(self, "tenant_id", 2**63 - 1)
         _bound_int(self, "created_ms", MAX_EPOCH_MS)
@@ -159,7 +159,7 @@ class UsageEvent:
         for name in _REQUIRED:
             kind = str if name in ("request_id", "tenant_schema") else int
             value = values[name]
-            if not isinstance(value, kind) or isinstance(value, bool) or value in ("", 0):
+            if not isinstance(value, kind) or isinstance(value, bool) or value == "":
                 raise TypeError(f"{name} is not a non-empty {kind.__name__}")
         defaults = {
             "api_key_prefix": "",

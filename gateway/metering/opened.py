@@ -16,7 +16,7 @@ import logging
 from pathlib import Path
 
 from django.conf import settings
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from config.redis import async_redis_client
 
@@ -42,9 +42,7 @@ async def checkpoint_write(open_key: str, tenant_id: int, request_id: str, recor
         async with asyncio.timeout(TIMEOUT_S):
             try:
                 await client.evalsha(_SHA, 2, *keys_and_args)
-            except RedisError as error:
-                if "NOSCRIPT" not in str(error):
-                    raise
+            except NoScriptError:  # the first checkpoint since Redis started
                 await client.eval(_SOURCE, 2, *keys_and_args)
     except (RedisError, OSError, TimeoutError) as error:
         log.info("checkpoint of %s not written (%s)", request_id, type(error).__name__)

@@ -46,11 +46,11 @@ class Ledgerco:
 
     @property
     def schema(self) -> str:
-        return self.tenant.schema_name
+        return str(self.tenant.schema_name)
 
     @property
     def prefix(self) -> str:
-        return self.key.split("_")[1]
+        return str(self.key.split("_")[1])
 
 
 @pytest.fixture(scope="session")
@@ -108,20 +108,23 @@ def stripe_client(localstripe: str, settings: Any) -> stripe.StripeClient:  # no
     )
 
 
-def ledger(org: Ledgerco) -> list[RequestRecord]:
-    """Store what is waiting (the consumer, in-process), then the tenant's whole ledger."""
-    usage_consume_once(redis_client(), "ledger-tests")
+def ledger(org: Ledgerco, *, consume: bool = True) -> list[RequestRecord]:
+    """Store what is waiting (the consumer, in-process, unless `consume` is off), then the tenant's ledger."""
+    if consume:
+        usage_consume_once(redis_client(), "ledger-tests")
     with schema_context(org.schema):
         return list(RequestRecord.objects.order_by("created_at"))
 
 
-def ledger_until(org: Ledgerco, rows: int, seconds: float = 20) -> list[RequestRecord]:
+def ledger_until(
+    org: Ledgerco, rows: int, seconds: float = 20, *, consume: bool = True
+) -> list[RequestRecord]:
     """The ledger once it has `rows` rows (or the deadline passed)."""
     deadline = time.monotonic() + seconds
-    found = ledger(org)
+    found = ledger(org, consume=consume)
     while len(found) < rows and time.monotonic() < deadline:
         time.sleep(0.2)
-        found = ledger(org)
+        found = ledger(org, consume=consume)
     return found
 
 

@@ -4,7 +4,7 @@ the settle marker). Now the gateway makes every id; the client's is a bounded la
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -83,7 +83,7 @@ def test_an_id_another_tenant_used_first_neither_leaks_a_slot_nor_skips_the_budg
     client = redis_client()
     tenant_keys = scope_keys(ledgerco.tenant.pk, "", rows[0].created_at.strftime("%Y-%m"))
     assert client.zcard(tenant_keys[2]) == 0  # nothing in flight
-    budget = client.hgetall(tenant_keys[4])
+    budget = cast("dict[str, str]", client.hgetall(tenant_keys[4]))
     assert from_units(budget["spent"]) == sum(r.price for r in rows)  # every request charged once
     assert from_units(budget["reserved"]) == 0
     assert_reconciles(ledgerco, stripe_client)
