@@ -23,10 +23,10 @@ The same for every rule but the simulator's:
 - **Structure** the provider renders in its own format (tool and function definitions, a response_format,
   a tool_choice naming a function, tool calls in messages, fields we do not know): 2 tokens per byte of
   their compact JSON, plus 16 per item, plus the tool preamble once when tools are present (OpenAI 32;
-  Anthropic 530, the largest "tool use system prompt" in its pricing table; others 1024). Rendering JSON
-  Schema as OpenAI's TypeScript-like namespace or re-serialising arguments adds at most one byte of syntax
-  per byte of JSON (the worst case, an escaped newline in a description, 2 bytes, becomes a new "// "
-  comment line, 4 bytes), and a token covers at least one byte.
+  Anthropic 530, the largest "tool use system prompt" in its pricing table; others 1024). No construct we
+  know of OpenAI's TypeScript-like rendering of JSON Schema, or of re-serialised arguments, adds more than
+  one byte of syntax per byte of JSON (the worst we found, an escaped newline in a description, 2 bytes,
+  becomes a new "// " comment line, 4 bytes), and a token covers at least one byte.
 - **Images**: the provider's rule, exact when the size is in the image header, else the most an image can
   cost on that model (see ``_images``). Models with no published rule: unknown, as below.
 - **Audio** (``input_audio``): its decoded size at 1 token per 50 bytes for OpenAI (it bills user audio
