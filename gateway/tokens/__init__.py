@@ -1,8 +1,10 @@
 """Offline token counting: exact for OpenAI models, an estimate for every other model.
 
 Used on the request hot path to estimate a request's prompt tokens before routing (context-window checks,
-rate limits, budgets), and to count the output tokens of a response whose provider reported no usage
-(e.g. a stream the client aborted), which the caller then flags as estimated.
+tokens per minute), and to count the output tokens of a response whose provider reported no usage
+(e.g. a stream the client aborted), which the caller then flags as estimated. Budgets and token caps need
+a figure that cannot be low: :func:`prompt_token_bound` / :class:`PromptBounds` (``bound``) give an upper
+bound of what the provider can bill.
 
 - OpenAI models (:func:`encoding_name_for` is not None): exact text counts with tiktoken's o200k_base
   (gpt-4o, gpt-4.1, gpt-4.5, o-series, gpt-5 family) or cl100k_base (gpt-4, gpt-3.5, embeddings), the rank
@@ -27,17 +29,22 @@ from typing import Any, Final, NamedTuple
 
 import orjson
 import tiktoken
-from tiktoken.model import encoding_name_for_model
 
 from gateway.tokens import _encodings, _images
+from gateway.tokens._chat import REPLY_PRIMING_TOKENS, TOKENS_PER_MESSAGE, TOKENS_PER_NAME
 from gateway.tokens._encodings import TokenizerDataError
+from gateway.tokens.bound import PromptBounds, prediction_token_bound, prompt_token_bound
 
-__all__ = ["TokenizerDataError", "count_text", "encoding_name_for", "estimate_prompt_tokens", "warm_up"]
-
-# OpenAI cookbook, "How to count tokens with tiktoken" (gpt-3.5-turbo-0613 and later models).
-TOKENS_PER_MESSAGE: Final = 3  # <|start|>{role}<|message|>{content}<|end|>
-TOKENS_PER_NAME: Final = 1
-REPLY_PRIMING_TOKENS: Final = 3  # every reply is primed with <|start|>assistant<|message|>
+__all__ = [
+    "PromptBounds",
+    "TokenizerDataError",
+    "count_text",
+    "encoding_name_for",
+    "estimate_prompt_tokens",
+    "prediction_token_bound",
+    "prompt_token_bound",
+    "warm_up",
+]
 
 # Estimate factors in percent, applied to the o200k_base count of a model without an exact encoding.
 ANTHROPIC_FACTOR_PERCENT: Final = 120
@@ -45,7 +52,6 @@ SIMULATOR_FACTOR_PERCENT: Final = 100
 UNKNOWN_FACTOR_PERCENT: Final = 110
 
 _ESTIMATE_ENCODING: Final = "o200k_base"
-_PROVIDER_PREFIXES: Final = ("openai/", "azure/")
 _UNCOUNTED_PART_TYPES: Final = frozenset({"input_audio", "file"})  # binary payloads: not estimated
 
 
@@ -63,16 +69,9 @@ def _profile(model: object) -> _Profile:
 
 @functools.lru_cache(maxsize=2048)
 def _profile_for(model: str) -> _Profile:
-    name = model.strip().lower()
-    for prefix in _PROVIDER_PREFIXES:
-        name = name.removeprefix(prefix)
-    try:
-        encoding = encoding_name_for_model(name)
-    except KeyError:
-        encoding = ""
-    if encoding == "o200k_harmony":  # gpt-oss: o200k_base ranks and split regex, more special tokens
-        encoding = "o200k_base"
-    if encoding in _encodings.RANK_FILES:
+    name = _encodings.model_name(model)
+    encoding = _encodings.exact_encoding(name)
+    if encoding is not None:
         return _Profile(name, encoding, True, 100, False)
     if "claude" in name or name.startswith("anthropic/"):
         return _Profile(name, _ESTIMATE_ENCODING, False, ANTHROPIC_FACTOR_PERCENT, True)

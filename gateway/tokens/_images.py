@@ -12,6 +12,18 @@ Anthropic (vision guide): about width x height / 750 tokens after scaling the lo
 The size is read from the image header when the image is inline (a base64 ``data:`` URL of a PNG, GIF,
 WebP or JPEG). When it is unknown (a remote URL, another format), a flat estimate is used: 765 tokens for
 OpenAI high/auto, the guide's 1024x1024 example (4 tiles), and the 1600-token maximum for Anthropic.
+
+Upper bounds (``*_image_bound``, what budgets reserve) use the same rules with the size rounded up, and the
+most an image can cost on that model when its size is unknown:
+
+- OpenAI tile models: high detail fits 2048x2048 then 768 px on the short side, so at most 2048x768:
+  4 x 2 = 8 tiles (85 + 8 x 170 = 1445; gpt-4o-mini 2833 + 8 x 5667 = 48169). ``low`` is the base alone.
+- OpenAI patch models (vision guide: gpt-4.1-mini 1.62, gpt-4.1-nano 2.46, o4-mini 1.72, gpt-5-mini 1.62,
+  gpt-5-nano 2.46): 32-px patches, at most 1536, times the multiplier; ``detail`` does not lower it.
+  gpt-4.1 is documented at 1 per patch but billed by tiles: the larger of both.
+- Another OpenAI model: the largest of those rules but gpt-4o-mini's, 1536 x 2.46 = 3779.
+- Anthropic: width x height / 750 after padding to 28 px; at most 5000, the newest models' native
+  3.75 megapixels / 750 (earlier models stop at about 1600).
 """
 
 from __future__ import annotations
@@ -19,6 +31,7 @@ from __future__ import annotations
 import base64
 import binascii
 import math
+import re
 import struct
 from typing import Final
 
@@ -30,6 +43,39 @@ GPT_4O_MINI_TILE: Final = 5667
 ANTHROPIC_MAX_TOKENS: Final = 1600
 ANTHROPIC_MAX_EDGE: Final = 1568
 
+MAX_TILES: Final = 8  # at most 2048 x 768 after high-detail scaling: 4 x 2 tiles
+PATCH_PX: Final = 32
+PATCH_CAP: Final = 1536
+PATCH_MULTIPLIERS: Final = {  # in percent
+    "gpt-4.1": 100,  # documented on patches, billed on tiles (OpenAI community forum): both are bounded
+    "gpt-4.1-mini": 162,
+    "gpt-4.1-nano": 246,
+    "o4-mini": 172,
+    "gpt-5-mini": 162,
+    "gpt-5-nano": 246,
+    "codex-mini-latest": 172,
+}
+# Models on the tile rule with at most 85 + 170 per tile (o1/o3: 75 + 150, gpt-5: 70 + 140).
+TILE_MODELS: Final = frozenset(
+    (
+        "gpt-4o",
+        "chatgpt-4o-latest",
+        "gpt-4-turbo",
+        "gpt-4.1",
+        "gpt-4.5-preview",
+        "o1",
+        "o1-pro",
+        "o3",
+        "o3-pro",
+        "gpt-5",
+        "gpt-5-chat-latest",
+    )
+)
+ANTHROPIC_PAD_PX: Final = 28
+ANTHROPIC_PIXELS_PER_TOKEN: Final = 750
+ANTHROPIC_MAX_TOKENS_BOUND: Final = 5000
+
+_DATED: Final = re.compile(r"-\d{4}-\d{2}-\d{2}$")  # a snapshot's date: gpt-4o-2024-08-06
 _HEADER_B64_CHARS: Final = 96_000  # enough base64 to reach the frame header of nearly every JPEG
 
 
@@ -42,6 +88,43 @@ def openai_image_tokens(model: str, detail: object, size: tuple[int, int] | None
         return base
     if size is None:
         return base + tile * UNKNOWN_SIZE_TILES
+    return base + tile * _tiles(size)
+
+
+def openai_image_bound(model: str, detail: object, size: tuple[int, int] | None) -> int:
+    """At most the tokens one image costs on the OpenAI model ``model`` (a name from model_name)."""
+    family = _DATED.sub("", model)
+    if family == "gpt-4o-mini":
+        return _tile_bound(GPT_4O_MINI_BASE, GPT_4O_MINI_TILE, detail, size)
+    tiled, patched = family in TILE_MODELS, family in PATCH_MULTIPLIERS
+    bounds = []
+    if tiled or not patched:
+        bounds.append(_tile_bound(LOW_DETAIL_TOKENS, TILE_TOKENS, detail, size))
+    if patched or not tiled:
+        multiplier = PATCH_MULTIPLIERS.get(family, max(PATCH_MULTIPLIERS.values()))
+        bounds.append(_patch_bound(size, multiplier))
+    return max(bounds)
+
+
+def anthropic_image_bound(size: tuple[int, int] | None) -> int:
+    """At most the tokens one image costs on a Claude model."""
+    if size is None:
+        return ANTHROPIC_MAX_TOKENS_BOUND
+    width = -(-size[0] // ANTHROPIC_PAD_PX) * ANTHROPIC_PAD_PX
+    height = -(-size[1] // ANTHROPIC_PAD_PX) * ANTHROPIC_PAD_PX
+    return min(-(-width * height // ANTHROPIC_PIXELS_PER_TOKEN), ANTHROPIC_MAX_TOKENS_BOUND)
+
+
+def _tile_bound(base: int, tile: int, detail: object, size: tuple[int, int] | None) -> int:
+    if detail == "low":
+        return base
+    if size is None:
+        return base + tile * MAX_TILES
+    return base + tile * _tiles(size)
+
+
+def _tiles(size: tuple[int, int]) -> int:
+    """512-px tiles of an image after OpenAI's high-detail scaling, dimensions rounded up."""
     width, height = float(size[0]), float(size[1])
     if max(width, height) > 2048:
         scale = 2048 / max(width, height)
@@ -49,7 +132,14 @@ def openai_image_tokens(model: str, detail: object, size: tuple[int, int] | None
     if min(width, height) > 768:
         scale = 768 / min(width, height)
         width, height = width * scale, height * scale
-    return base + tile * math.ceil(width / 512) * math.ceil(height / 512)
+    return math.ceil(width / 512) * math.ceil(height / 512)
+
+
+def _patch_bound(size: tuple[int, int] | None, multiplier_percent: int) -> int:
+    patches = PATCH_CAP
+    if size is not None:
+        patches = min(-(-size[0] // PATCH_PX) * -(-size[1] // PATCH_PX), PATCH_CAP)
+    return -(-patches * multiplier_percent // 100)
 
 
 def anthropic_image_tokens(size: tuple[int, int] | None) -> int:
