@@ -155,6 +155,9 @@ class UsageRollup(models.Model):
     cache_status = models.CharField(max_length=16)
     unit_input_price = models.DecimalField(max_digits=16, decimal_places=8, help_text="Charged per 1M")
     unit_output_price = models.DecimalField(max_digits=16, decimal_places=8, help_text="Charged per 1M")
+    unit_request_price = models.DecimalField(
+        max_digits=16, decimal_places=8, default=0, db_default=0, help_text="Charged per request"
+    )
     requests = models.PositiveBigIntegerField(default=0)
     errors = models.PositiveBigIntegerField(default=0)
     input_tokens = models.PositiveBigIntegerField(default=0)
@@ -177,6 +180,7 @@ class UsageRollup(models.Model):
                     "cache_status",
                     "unit_input_price",
                     "unit_output_price",
+                    "unit_request_price",
                 ],
                 name="usage_rollup_unique",
             ),
@@ -317,6 +321,7 @@ class InvoiceLine(models.Model):
     output_tokens = models.PositiveBigIntegerField(default=0)
     unit_input_price = models.DecimalField(max_digits=16, decimal_places=8, null=True, blank=True)
     unit_output_price = models.DecimalField(max_digits=16, decimal_places=8, null=True, blank=True)
+    unit_request_price = models.DecimalField(max_digits=16, decimal_places=8, null=True, blank=True)
     exact_amount = models.DecimalField(max_digits=24, decimal_places=14, help_text="Before rounding to cents")
     amount = models.DecimalField(max_digits=12, decimal_places=2)
     stripe_invoice_item_id = models.CharField(max_length=64, blank=True)

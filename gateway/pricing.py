@@ -29,18 +29,25 @@ def _places8(value: Decimal) -> Decimal:
 
 @dataclass(frozen=True, slots=True)
 class UnitPrices:
-    """What one million input and output tokens cost (or are charged), 8 decimal places."""
+    """What one million input and output tokens cost (or are charged), and what each request is charged on
+    top of its tokens (the BYOK per-request fee; 0 otherwise), 8 decimal places."""
 
     input: Decimal
     output: Decimal
+    request: Decimal = ZERO
 
     def amount(self, input_tokens: int, output_tokens: int) -> Decimal:
         """The amount of a request, exact then rounded half-up to 8 places."""
-        return _places8((input_tokens * self.input + output_tokens * self.output) / MILLION)
+        tokens = input_tokens * self.input + output_tokens * self.output
+        return _places8(tokens / MILLION + self.request)
 
     def percent(self, percent: Decimal) -> UnitPrices:
         """These prices times `percent` / 100 (a cache hit's price), rounded to 8 places."""
-        return UnitPrices(_places8(self.input * percent / HUNDRED), _places8(self.output * percent / HUNDRED))
+        return UnitPrices(
+            _places8(self.input * percent / HUNDRED),
+            _places8(self.output * percent / HUNDRED),
+            _places8(self.request * percent / HUNDRED),
+        )
 
 
 FREE = UnitPrices(ZERO, ZERO)

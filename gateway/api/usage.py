@@ -93,6 +93,7 @@ class UsageBuilder:
             price=price,
             unit_input_price=units.input,
             unit_output_price=units.output,
+            unit_request_price=units.request if usage is not None else Decimal(0),  # nothing used, no fee
             latency_ms=int((time.perf_counter() - consumer.started) * 1000),
             ttft_ms=self.ttft_ms,
             cache_status=hit.status if hit else "miss",

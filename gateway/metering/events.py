@@ -53,6 +53,7 @@ class UsageEvent:
     pii_counts: dict[str, int] = field(default_factory=dict)  # distinct values redacted, per category
     unit_input_price: Decimal = Decimal(0)  # charged per 1M input tokens (the price's rate)
     unit_output_price: Decimal = Decimal(0)  # charged per 1M output tokens
+    unit_request_price: Decimal = Decimal(0)  # charged per request on top (the BYOK per-request fee)
 
     @property
     def fallback_count(self) -> int:
@@ -71,6 +72,7 @@ class UsageEvent:
         data["cache_saving"] = str(self.cache_saving)
         data["unit_input_price"] = str(self.unit_input_price)
         data["unit_output_price"] = str(self.unit_output_price)
+        data["unit_request_price"] = str(self.unit_request_price)
         return data
 
     @classmethod
@@ -82,5 +84,6 @@ class UsageEvent:
         data["cache_saving"] = Decimal(data.get("cache_saving", "0"))
         data["unit_input_price"] = Decimal(data.get("unit_input_price", "0"))
         data["unit_output_price"] = Decimal(data.get("unit_output_price", "0"))
+        data["unit_request_price"] = Decimal(data.get("unit_request_price", "0"))
         data["attempts"] = tuple(Attempt(**a) for a in data.get("attempts", ()))
         return cls(**data)
