@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from django.core.validators import MinValueValidator
 from django.db import models
 
 
@@ -35,6 +36,24 @@ class Plan(models.Model):
         default=Decimal("10.00"),
         help_text="Price of a cache hit, as a percent of the price of the same answer from a provider",
     )
+    # The platform fee on requests served with a tenant's own provider key (BYOK), which the provider bills
+    # to the tenant: docs/BILLING.md. Database defaults too, for writers of the previous release.
+    byok_fee_per_1k_tokens = models.DecimalField(
+        max_digits=12,
+        decimal_places=8,
+        default=Decimal(0),
+        db_default=Decimal(0),
+        validators=[MinValueValidator(Decimal(0))],
+        help_text="BYOK fee per 1,000 tokens (input and output) of a request on the tenant's own key",
+    )
+    byok_fee_per_request = models.DecimalField(
+        max_digits=12,
+        decimal_places=8,
+        default=Decimal(0),
+        db_default=Decimal(0),
+        validators=[MinValueValidator(Decimal(0))],
+        help_text="BYOK fee per request on the tenant's own key",
+    )
     included_amount = models.DecimalField(
         max_digits=12,
         decimal_places=2,
@@ -61,6 +80,10 @@ class Plan(models.Model):
                 fields=["is_default"],
                 condition=models.Q(is_default=True),
                 name="plan_single_default",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(byok_fee_per_1k_tokens__gte=0, byok_fee_per_request__gte=0),
+                name="plan_byok_fees_not_negative",
             ),
         ]
 

@@ -35,9 +35,8 @@ def request_estimate(
         if model.max_output_tokens:
             output = min(output, model.max_output_tokens)
         worst_tokens = max(worst_tokens, prompt_tokens + output * n)
-        if model.endpoint in own_key_endpoints:  # billed by the provider to the tenant, not by us
-            continue
-        price = pricing.unit_prices(model).amount(prompt_tokens, output * n)
+        own_key = model.endpoint in own_key_endpoints  # the provider bills the tokens; we charge the BYOK fee
+        price = pricing.request_unit_prices(model, own_key=own_key).amount(prompt_tokens, output * n)
         worst_price = max(worst_price, price)
     return Estimate(
         tpm_tokens=prompt_tokens + (asked or 0) * n, worst_tokens=worst_tokens, worst_price=worst_price
