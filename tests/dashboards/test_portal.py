@@ -8,6 +8,7 @@ import pytest
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
+from billing.models import Plan
 from gateway.models import ProviderCredential, RequestRecord
 from tenants.models import Tenant
 from tests.conftest import host_client, signed_in
@@ -154,6 +155,18 @@ def test_the_provider_keys_page_offers_only_endpoints_that_take_tenant_keys(
 
     offered = re.findall(r'<tr data-endpoint="([^"]+)"', page)
     assert offered == ["anthropic", "openai", "together"]
+
+
+def test_the_provider_keys_page_says_what_requests_on_an_own_key_cost(acme: Tenant) -> None:
+    fees = {"byok_fee_per_1k_tokens": Decimal("0.004"), "byok_fee_per_request": Decimal("0.0002")}
+    Plan.objects.filter(pk=acme.plan_id).update(cache_hit_percent=Decimal(10), **fees)
+
+    page = signed_in("acme.localhost", "bob@acme.test").get("/provider-keys/").content.decode()
+
+    fee = re.search(r'<span id="byok-fee">(.*?)</span>', page, re.DOTALL)
+    assert fee is not None
+    assert " ".join(fee.group(1).split()) == "0.004 USD per 1,000 tokens + 0.0002 USD per request"
+    assert "answers from the cache: 10.00% of that" in " ".join(page.split())
 
 
 def test_a_key_for_a_keyless_server_is_refused_with_the_reason(acme: Tenant, settings: Any) -> None:
