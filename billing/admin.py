@@ -23,7 +23,17 @@ class PlanModelPriceInline(admin.TabularInline[PlanModelPrice, Plan]):
 
 @admin.register(Plan)
 class PlanAdmin(admin.ModelAdmin[Plan]):
-    list_display = ["name", "slug", "monthly_fee", "currency", "markup_percent", "is_default", "is_public"]
+    list_display = [
+        "name",
+        "slug",
+        "monthly_fee",
+        "currency",
+        "markup_percent",
+        "byok_fee_per_1k_tokens",
+        "byok_fee_per_request",
+        "is_default",
+        "is_public",
+    ]
     inlines = [PlanModelPriceInline]
 
 

@@ -85,6 +85,7 @@ def invoice_rate(tenant: Tenant, period: str, *, run: InvoiceRun | None = None) 
                     output_tokens=line.output_tokens,
                     unit_input_price=line.unit_input_price,
                     unit_output_price=line.unit_output_price,
+                    unit_request_price=line.unit_request_price,
                     exact_amount=line.exact_amount,
                     amount=line.amount,
                 )

@@ -2,8 +2,9 @@
 
 Both sides come from the rollups (the ledger summed): provider cost is what each request cost us (nothing
 for cache hits and for requests on a tenant's own provider key); usage revenue is what the requests were
-charged. A tenant's revenue is its invoice total once it is rated (base fees, allowances and minimums
-included), else its usage revenue so far. Reads only.
+charged (for requests on a tenant's own key, its plan's BYOK fee: all margin). A tenant's revenue is its
+invoice total once it is rated (base fees, allowances and minimums included), else its usage revenue so far.
+Reads only.
 """
 
 from __future__ import annotations

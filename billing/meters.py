@@ -163,11 +163,26 @@ def _queue_tenant(customer_pk: int, days: list[date]) -> int:
 def _day_amounts(tenant_id: int, days: list[date]) -> dict[date, Decimal]:
     """The exact billed usage amount of each day, from its rollups (as billing.rating rates them)."""
     amounts: dict[date, Decimal] = defaultdict(Decimal)
-    rollups = UsageRollup.objects.filter(tenant_id=tenant_id, day__in=days).values_list(
-        "day", "input_tokens", "output_tokens", "unit_input_price", "unit_output_price", "price"
+    rollups = UsageRollup.objects.filter(tenant_id=tenant_id, day__in=days).values(
+        "day",
+        "requests",
+        "input_tokens",
+        "output_tokens",
+        "unit_input_price",
+        "unit_output_price",
+        "unit_request_price",
+        "price",
     )
-    for day, input_tokens, output_tokens, unit_in, unit_out, price in rollups.iterator(chunk_size=2000):
-        amounts[day] += usage_exact(input_tokens, output_tokens, unit_in, unit_out, price)
+    for row in rollups.iterator(chunk_size=2000):
+        amounts[row["day"]] += usage_exact(
+            requests=row["requests"],
+            input_tokens=row["input_tokens"],
+            output_tokens=row["output_tokens"],
+            unit_in=row["unit_input_price"],
+            unit_out=row["unit_output_price"],
+            unit_request=row["unit_request_price"],
+            price=row["price"],
+        )
     return amounts
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from django.core.validators import MinValueValidator
 from django.db import models
 
 
@@ -35,6 +36,24 @@ class Plan(models.Model):
         default=Decimal("10.00"),
         help_text="Price of a cache hit, as a percent of the price of the same answer from a provider",
     )
+    # The platform fee on requests served with a tenant's own provider key (BYOK), which the provider bills
+    # to the tenant: docs/BILLING.md. Database defaults too, for writers of the previous release.
+    byok_fee_per_1k_tokens = models.DecimalField(
+        max_digits=12,
+        decimal_places=8,
+        default=Decimal(0),
+        db_default=Decimal(0),
+        validators=[MinValueValidator(Decimal(0))],
+        help_text="BYOK fee per 1,000 tokens (input and output) of a request on the tenant's own key",
+    )
+    byok_fee_per_request = models.DecimalField(
+        max_digits=12,
+        decimal_places=8,
+        default=Decimal(0),
+        db_default=Decimal(0),
+        validators=[MinValueValidator(Decimal(0))],
+        help_text="BYOK fee per request on the tenant's own key",
+    )
     included_amount = models.DecimalField(
         max_digits=12,
         decimal_places=2,
@@ -61,6 +80,10 @@ class Plan(models.Model):
                 fields=["is_default"],
                 condition=models.Q(is_default=True),
                 name="plan_single_default",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(byok_fee_per_1k_tokens__gte=0, byok_fee_per_request__gte=0),
+                name="plan_byok_fees_not_negative",
             ),
         ]
 
@@ -155,6 +178,9 @@ class UsageRollup(models.Model):
     cache_status = models.CharField(max_length=16)
     unit_input_price = models.DecimalField(max_digits=16, decimal_places=8, help_text="Charged per 1M")
     unit_output_price = models.DecimalField(max_digits=16, decimal_places=8, help_text="Charged per 1M")
+    unit_request_price = models.DecimalField(
+        max_digits=16, decimal_places=8, default=0, db_default=0, help_text="Charged per request"
+    )
     requests = models.PositiveBigIntegerField(default=0)
     errors = models.PositiveBigIntegerField(default=0)
     input_tokens = models.PositiveBigIntegerField(default=0)
@@ -177,6 +203,7 @@ class UsageRollup(models.Model):
                     "cache_status",
                     "unit_input_price",
                     "unit_output_price",
+                    "unit_request_price",
                 ],
                 name="usage_rollup_unique",
             ),
@@ -317,6 +344,7 @@ class InvoiceLine(models.Model):
     output_tokens = models.PositiveBigIntegerField(default=0)
     unit_input_price = models.DecimalField(max_digits=16, decimal_places=8, null=True, blank=True)
     unit_output_price = models.DecimalField(max_digits=16, decimal_places=8, null=True, blank=True)
+    unit_request_price = models.DecimalField(max_digits=16, decimal_places=8, null=True, blank=True)
     exact_amount = models.DecimalField(max_digits=24, decimal_places=14, help_text="Before rounding to cents")
     amount = models.DecimalField(max_digits=12, decimal_places=2)
     stripe_invoice_item_id = models.CharField(max_length=64, blank=True)

@@ -29,7 +29,13 @@ def plan_pricing_load(plan: Plan) -> PlanPricing:
         )
         for row in plan.model_prices.all()
     }
-    return PlanPricing(markup_percent=plan.markup_percent, hit_percent=plan.cache_hit_percent, rules=rules)
+    return PlanPricing(
+        markup_percent=plan.markup_percent,
+        hit_percent=plan.cache_hit_percent,
+        rules=rules,
+        byok_fee_per_1k_tokens=plan.byok_fee_per_1k_tokens,
+        byok_fee_per_request=plan.byok_fee_per_request,
+    )
 
 
 def plan_changed(plan: Plan) -> None:

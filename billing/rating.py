@@ -2,8 +2,9 @@
 
 Rules (docs/BILLING.md):
 - Usage lines: one per model, cache status (provider answer or cache hit) and unit prices. Its exact amount
-  is input tokens x input unit price + output tokens x output unit price, per 1M; the unit prices are those
-  the requests were rated at (the catalogue price and the plan in force when each request arrived).
+  is input tokens x input unit price + output tokens x output unit price, per 1M, + requests x the price per
+  request (the BYOK fee; 0 for other traffic); the unit prices are those the requests were rated at (the
+  catalogue price or BYOK fee and the plan in force when each request arrived).
 - Base fee, included allowance and minimum charge: each plan the tenant was on during the period counts for
   the share of the period it was in force, to the second.
 - Allowance: included tokens first (covering that share of the usage amount), then included currency; the
@@ -46,6 +47,7 @@ class LineDraft:
     output_tokens: int = 0
     unit_input_price: Decimal | None = None
     unit_output_price: Decimal | None = None
+    unit_request_price: Decimal | None = None
 
     @property
     def amount(self) -> Decimal:
@@ -87,22 +89,31 @@ def period_rate(tenant: Tenant, period: str, *, until: datetime | None = None) -
     return Rating(currency=currency, lines=lines)
 
 
-LineKey = tuple[str, bool, Decimal, Decimal]
+LineKey = tuple[str, bool, Decimal, Decimal, Decimal]
 
 
-def usage_line_key(model: str, cache_status: str, unit_in: Decimal, unit_out: Decimal) -> LineKey:
+def usage_line_key(
+    model: str, cache_status: str, unit_in: Decimal, unit_out: Decimal, unit_request: Decimal
+) -> LineKey:
     """Which usage line a rollup (or a ledger group) belongs to: hits of either kind share a line."""
-    return model, cache_status != MISS, unit_in, unit_out
+    return model, cache_status != MISS, unit_in, unit_out, unit_request
 
 
 def usage_exact(
-    input_tokens: int, output_tokens: int, unit_in: Decimal, unit_out: Decimal, price: Decimal = ZERO
+    *,
+    requests: int,
+    input_tokens: int,
+    output_tokens: int,
+    unit_in: Decimal,
+    unit_out: Decimal,
+    unit_request: Decimal,
+    price: Decimal = ZERO,
 ) -> Decimal:
-    """A usage line's exact amount: tokens x unit prices per 1M. Records stored before unit prices were kept
-    (both zero, yet priced) are billed at the price each was charged when it was made."""
-    if not unit_in and not unit_out:
+    """A usage line's exact amount: tokens x unit prices per 1M + requests x the price per request. Records
+    stored before unit prices were kept (all zero, yet priced) are billed at the price each was charged."""
+    if not unit_in and not unit_out and not unit_request:
         return price
-    return (input_tokens * unit_in + output_tokens * unit_out) / MILLION
+    return (input_tokens * unit_in + output_tokens * unit_out) / MILLION + requests * unit_request
 
 
 def _usage_lines(tenant: Tenant, period: str, money: Money) -> list[LineDraft]:
@@ -114,33 +125,36 @@ def _usage_lines(tenant: Tenant, period: str, money: Money) -> list[LineDraft]:
         "cache_status",
         "unit_input_price",
         "unit_output_price",
+        "unit_request_price",
         "requests",
         "input_tokens",
         "output_tokens",
         "price",
     ).iterator(chunk_size=2000):
-        model, status, unit_in, unit_out, requests, input_tokens, output_tokens, price = row
-        group = groups[usage_line_key(model, status, unit_in, unit_out)]
+        model, status, unit_in, unit_out, unit_request, requests, input_tokens, output_tokens, price = row
+        group = groups[usage_line_key(model, status, unit_in, unit_out, unit_request)]
         group.requests += requests
         group.input_tokens += input_tokens
         group.output_tokens += output_tokens
         group.price += price
     lines = []
-    for (model, hit, unit_in, unit_out), group in sorted(groups.items()):
-        exact = usage_exact(group.input_tokens, group.output_tokens, unit_in, unit_out, group.price)
-        if exact == 0:
-            continue  # failed requests, or the tenant's own provider keys: nothing to bill
-        label = f"{model} (cache hits)" if hit else model
-        rates = (
-            f"{group.input_tokens:,} input tokens x {money(unit_in)}/1M"
-            f" + {group.output_tokens:,} output tokens x {money(unit_out)}/1M"
-            if unit_in or unit_out
-            else f"{group.input_tokens:,} input + {group.output_tokens:,} output tokens at their prices then"
+    for (model, hit, unit_in, unit_out, unit_request), group in sorted(groups.items()):
+        exact = usage_exact(
+            requests=group.requests,
+            input_tokens=group.input_tokens,
+            output_tokens=group.output_tokens,
+            unit_in=unit_in,
+            unit_out=unit_out,
+            unit_request=unit_request,
+            price=group.price,
         )
+        if exact == 0:
+            continue  # failed requests, or a BYOK fee of 0: nothing to bill
+        label = f"{model} (cache hits)" if hit else model
         lines.append(
             LineDraft(
                 kind=InvoiceLine.Kind.CACHE_HITS if hit else InvoiceLine.Kind.USAGE,
-                description=f"{label}: {rates} ({group.requests:,} requests)",
+                description=f"{label}: {_rates(group, unit_in, unit_out, unit_request, money)}",
                 exact_amount=exact,
                 model=model,
                 requests=group.requests,
@@ -148,9 +162,28 @@ def _usage_lines(tenant: Tenant, period: str, money: Money) -> list[LineDraft]:
                 output_tokens=group.output_tokens,
                 unit_input_price=unit_in,
                 unit_output_price=unit_out,
+                unit_request_price=unit_request,
             )
         )
     return lines
+
+
+def _rates(group: _Usage, unit_in: Decimal, unit_out: Decimal, unit_request: Decimal, money: Money) -> str:
+    """`360,000 input tokens x $0.12/1M + 90,000 output tokens x $0.48/1M (3 requests)`, with
+    `+ 3 requests x $0.0005/request` in place of the count when requests have a price of their own."""
+    requests = f"{group.requests:,} requests"
+    if not unit_in and not unit_out and not unit_request:
+        tokens = f"{group.input_tokens:,} input + {group.output_tokens:,} output tokens"
+        return f"{tokens} at their prices then ({requests})"
+    rates = []
+    if unit_in or unit_out:
+        rates.append(
+            f"{group.input_tokens:,} input tokens x {money(unit_in)}/1M"
+            f" + {group.output_tokens:,} output tokens x {money(unit_out)}/1M"
+        )
+    if unit_request:
+        return " + ".join([*rates, f"{requests} x {money(unit_request)}/request"])
+    return f"{rates[0]} ({requests})"
 
 
 def _share(span: PlanSpan, start: datetime, end: datetime) -> Decimal:

@@ -3,10 +3,11 @@ invoices agree to the cent for a period (`billing_reconcile --period YYYY-MM`).
 
 Checks, in order:
 1. Ledger = rollups, exactly: requests, tokens, provider cost and price per model, provider, cache status
-   and unit prices.
+   and unit prices (per 1M input and output tokens, per request).
 2. Ledger = invoice lines: each usage line's tokens equal the ledger's, its amount equals tokens x unit
-   prices rounded to the cent, and the sum of the records' own (8-place) prices is within their rounding
-   (half of 1e-8 per request) of the line's exact amount. Billable usage without an invoice is a difference.
+   prices + requests x the price per request, rounded to the cent, and the sum of the records' own (8-place)
+   prices is within their rounding (half of 1e-8 per request) of the line's exact amount. Billable usage
+   without an invoice is a difference.
 3. Invoice total = the sum of its lines' cents.
 4. Stripe (invoice_items mode): the Stripe invoice's total equals ours, in cents.
 """
@@ -31,7 +32,14 @@ from tenants.models import Tenant
 
 HALF_PLACE = Decimal("0.000000005")
 _SUMMED = ("requests", "input_tokens", "output_tokens", "provider_cost", "price")
-_GROUP = ("model", "provider", "cache_status", "unit_input_price", "unit_output_price")
+_GROUP = (
+    "model",
+    "provider",
+    "cache_status",
+    "unit_input_price",
+    "unit_output_price",
+    "unit_request_price",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,15 +134,23 @@ def _key(row: dict[str, Any]) -> tuple[Any, ...]:
 
 
 def _label(key: tuple[Any, ...]) -> str:
-    """`sim/smart simulator miss at 2.4/9.6 per 1M` (a ledger group) or `sim/smart (cache hits) at ...`."""
-    *what, unit_in, unit_out = key
+    """`sim/smart simulator miss at 2.4/9.6 per 1M` (a ledger group) or `sim/smart (cache hits) at ...`, with
+    `+ 0.0005 per request` when requests have a price of their own."""
+    *what, unit_in, unit_out, unit_request = key
     names = [("(cache hits)" if part else "") if isinstance(part, bool) else str(part) for part in what]
-    prices = f"{unit_in.normalize():f}/{unit_out.normalize():f}"
-    return f"{' '.join(name for name in names if name)} at {prices} per 1M"
+    prices = f"{unit_in.normalize():f}/{unit_out.normalize():f} per 1M"
+    if unit_request:
+        prices += f" + {unit_request.normalize():f} per request"
+    return f"{' '.join(name for name in names if name)} at {prices}"
 
 
-def _units(line: InvoiceLine) -> tuple[Decimal, Decimal]:
-    return line.unit_input_price or Decimal(0), line.unit_output_price or Decimal(0)
+def _units(line: InvoiceLine) -> tuple[Decimal, Decimal, Decimal]:
+    """A line's unit prices; lines rated before a price per request was kept have none (0)."""
+    return (
+        line.unit_input_price or Decimal(0),
+        line.unit_output_price or Decimal(0),
+        line.unit_request_price or Decimal(0),
+    )
 
 
 def _rollup_sums(tenant: Tenant, period: str) -> dict[tuple[Any, ...], dict[str, Any]]:
@@ -152,7 +168,9 @@ def _expected_usage_lines(groups: Iterable[dict[str, Any]]) -> dict[LineKey, dic
     lines: dict[LineKey, dict[str, Any]] = {}
     for group in groups:
         unit_in, unit_out = group["unit_input_price"], group["unit_output_price"]
-        key = usage_line_key(group["model"], group["cache_status"], unit_in, unit_out)
+        key = usage_line_key(
+            group["model"], group["cache_status"], unit_in, unit_out, group["unit_request_price"]
+        )
         line = lines.setdefault(
             key,
             {"input_tokens": 0, "output_tokens": 0, "requests": 0, "price": Decimal(0), "exact": Decimal(0)},
@@ -163,6 +181,12 @@ def _expected_usage_lines(groups: Iterable[dict[str, Any]]) -> dict[LineKey, dic
         line["price"] += group["price"] or Decimal(0)
     for key, line in lines.items():
         line["exact"] = usage_exact(
-            line["input_tokens"], line["output_tokens"], key[2], key[3], line["price"]
+            requests=line["requests"],
+            input_tokens=line["input_tokens"],
+            output_tokens=line["output_tokens"],
+            unit_in=key[2],
+            unit_out=key[3],
+            unit_request=key[4],
+            price=line["price"],
         )
     return {key: line for key, line in lines.items() if line["exact"] or line["price"]}

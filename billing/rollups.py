@@ -1,5 +1,6 @@
 """Rollups: each tenant's ledger (its RequestRecords) summed per UTC day, model, provider, cache status and
-unit prices, in the public schema (UsageRollup), for invoices and dashboards.
+unit prices (per 1M input and output tokens, per request), in the public schema (UsageRollup), for invoices
+and dashboards.
 
 Idempotent by construction: a (tenant, day) is always recomputed whole from the ledger and its rows replaced
 in one transaction, under a per-tenant advisory lock, so re-running, running twice at once or crashing
@@ -53,16 +54,16 @@ def rollup_days(tenant: Tenant, days: Iterable[date]) -> int:
         cursor.execute(
             f"""
             INSERT INTO {target} (tenant_id, day, model, provider, cache_status, unit_input_price,
-                unit_output_price, requests, errors, input_tokens, output_tokens, provider_cost, price,
-                computed_at)
+                unit_output_price, unit_request_price, requests, errors, input_tokens, output_tokens,
+                provider_cost, price, computed_at)
             SELECT %s, (created_at AT TIME ZONE 'UTC')::date,
                 COALESCE(NULLIF(served_model, ''), requested_model), provider, cache_status,
-                unit_input_price, unit_output_price, count(*),
+                unit_input_price, unit_output_price, unit_request_price, count(*),
                 count(*) FILTER (WHERE http_status >= 400), sum(input_tokens), sum(output_tokens),
                 sum(provider_cost), sum(price), %s
             FROM {source}
             WHERE created_at >= %s AND created_at < %s AND (created_at AT TIME ZONE 'UTC')::date = ANY(%s)
-            GROUP BY 2, 3, 4, 5, 6, 7
+            GROUP BY 2, 3, 4, 5, 6, 7, 8
             """,  # noqa: S608
             [tenant.pk, timezone.now(), start, end, days],
         )
@@ -117,7 +118,14 @@ def period_ledger_sums(tenant: Tenant, period: str) -> list[dict[str, Any]]:
         return list(
             ledger_records(tenant, start, end)
             .annotate(model=Coalesce(NullIf(F("served_model"), Value("")), F("requested_model")))
-            .values("model", "provider", "cache_status", "unit_input_price", "unit_output_price")
+            .values(
+                "model",
+                "provider",
+                "cache_status",
+                "unit_input_price",
+                "unit_output_price",
+                "unit_request_price",
+            )
             .annotate(
                 requests=Count("pk"),
                 input_tokens=Sum("input_tokens"),

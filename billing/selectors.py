@@ -40,8 +40,10 @@ def usage_by_model(*, tenant: Tenant, period: str) -> list[ModelUsage]:
     # As billing.rating.usage_exact rates a line, per 1M tokens: rows without unit prices (stored before they
     # were kept) at the price their records were charged.
     per_million = Case(
-        When(unit_input_price=0, unit_output_price=0, then=F("price") * MILLION),
-        default=F("input_tokens") * F("unit_input_price") + F("output_tokens") * F("unit_output_price"),
+        When(unit_input_price=0, unit_output_price=0, unit_request_price=0, then=F("price") * MILLION),
+        default=F("input_tokens") * F("unit_input_price")
+        + F("output_tokens") * F("unit_output_price")
+        + F("requests") * F("unit_request_price") * MILLION,
     )
     exact = Sum(per_million, output_field=DecimalField(max_digits=40, decimal_places=14))
     rows = (

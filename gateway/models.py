@@ -87,6 +87,15 @@ class RequestRecord(models.Model):
     unit_output_price = models.DecimalField(
         max_digits=16, decimal_places=8, default=0, help_text="Charged per 1M output tokens"
     )
+    # A database default too: writers that predate the column (a web process of the previous release during
+    # a rolling deploy, bench/billing_setup.py's COPY) still insert rows.
+    unit_request_price = models.DecimalField(
+        max_digits=16,
+        decimal_places=8,
+        default=0,
+        db_default=0,
+        help_text="Charged per request on top of its tokens (the BYOK per-request fee)",
+    )
     latency_ms = models.PositiveIntegerField(default=0)
     ttft_ms = models.PositiveIntegerField(null=True, blank=True)
     cache_status = models.CharField(max_length=16, choices=CacheStatus.choices, default=CacheStatus.MISS)

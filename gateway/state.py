@@ -23,7 +23,7 @@ from billing.plans import plan_pricing_load
 from config.redis import async_redis_client
 from gateway.api.errors import ApiError
 from gateway.cache.policy import CachePolicy, cache_policy_load
-from gateway.credentials import credentials_plain
+from gateway.credentials import credentials_plain, endpoint_is_byok
 from gateway.invalidation import INVALIDATE_CHANNEL
 from gateway.keys import ApiKeyError, api_key_authenticate, key_hash, key_parse
 from gateway.limits.deny import deny_clear
@@ -36,7 +36,6 @@ log = logging.getLogger(__name__)
 
 NEGATIVE_TTL = 5.0
 RELOAD_RETRY_SECONDS = 5.0
-KEYED_PROVIDERS = frozenset({"openai", "anthropic"})
 MAX_ENTRIES = 50_000
 
 
@@ -60,10 +59,14 @@ class Principal:
     plan_id: int = 0  # whose prices `pricing` holds: a plan edit drops the principals of its tenants
 
     def can_call(self, model: ModelInfo) -> bool:
-        """Public APIs need a key: the deployment's or this tenant's own."""
-        if model.provider not in KEYED_PROVIDERS or model.endpoint in self.credentials:
+        """Whether this tenant may use `model`: its endpoint has a deployment key, or the tenant's own key
+        (`credentials` holds keys of BYOK endpoints only), or it is a keyless server that takes no tenant keys
+        (e.g. vLLM: open to every tenant, priced from the catalogue). A BYOK endpoint without a deployment
+        key serves only tenants with their own key."""
+        endpoint = settings.GATEHOUSE_ENDPOINTS[model.endpoint]
+        if endpoint.get("api_key") or model.endpoint in self.credentials:
             return True
-        return bool(settings.GATEHOUSE_ENDPOINTS[model.endpoint].get("api_key"))
+        return not endpoint_is_byok(model.endpoint)
 
 
 def _load_principal(raw_key: str) -> Principal:

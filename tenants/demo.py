@@ -159,6 +159,7 @@ def _synthetic_history(*, days: int, pricing: PlanPricing) -> list[RequestRecord
                     price=units.amount(input_tokens, output_tokens),
                     unit_input_price=units.input,
                     unit_output_price=units.output,
+                    unit_request_price=units.request,
                     latency_ms=rng.randint(150, 4000),
                     ttft_ms=rng.randint(80, 600),
                     http_status=502 if failed else 200,

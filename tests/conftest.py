@@ -161,8 +161,11 @@ def gateway_env(simulator_url: str) -> dict[str, str]:
         "GATEHOUSE_EXTRA_ENDPOINTS": json.dumps(
             {
                 "simulator_anthropic": {"base_url": simulator_url, "api_key": "simulated"},
-                # An OpenAI-kind endpoint without a deployment key: usable only with a tenant's own key.
-                "keyless_openai": {"base_url": f"{simulator_url}/v1", "api_key": ""},
+                # An OpenAI-kind endpoint without a deployment key that takes tenants' keys: usable only
+                # with a tenant's own key (and then charged the plan's BYOK fee).
+                "keyless_openai": {"base_url": f"{simulator_url}/v1", "api_key": "", "byok": True},
+                # A keyless server that takes no tenant keys (vLLM-like): every tenant, catalogue prices.
+                "keyless_vllm": {"base_url": f"{simulator_url}/v1", "api_key": ""},
             }
         ),
         "GATEHOUSE_FIRST_BYTE_TIMEOUT": "0.5",

@@ -234,18 +234,25 @@ LOGGING = {
 OPENAI_API_KEY = env_secret("OPENAI_API_KEY")
 ANTHROPIC_API_KEY = env_secret("ANTHROPIC_API_KEY")
 GATEHOUSE_SIMULATOR_URL = env_str("GATEHOUSE_SIMULATOR_URL", "http://127.0.0.1:8100")
-GATEHOUSE_ENDPOINTS: dict[str, dict[str, str]] = {
+# `byok`: whether tenants may use their own key there (then its models are charged the plan's BYOK fee instead
+# of their catalogue price); endpoints from GATEHOUSE_EXTRA_ENDPOINTS accept tenant keys only if they say so.
+GATEHOUSE_ENDPOINTS: dict[str, dict[str, Any]] = {
     "openai": {
         "base_url": env_str("OPENAI_BASE_URL", "https://api.openai.com/v1"),
         "api_key": OPENAI_API_KEY,
+        "byok": env_bool("OPENAI_BYOK", True),
     },
     "anthropic": {
         "base_url": env_str("ANTHROPIC_BASE_URL", "https://api.anthropic.com"),
         "api_key": ANTHROPIC_API_KEY,
+        "byok": env_bool("ANTHROPIC_BYOK", True),
     },
-    "simulator": {"base_url": f"{GATEHOUSE_SIMULATOR_URL}/v1", "api_key": "simulator"},
+    "simulator": {"base_url": f"{GATEHOUSE_SIMULATOR_URL}/v1", "api_key": "simulator", "byok": False},
     **env_json("GATEHOUSE_EXTRA_ENDPOINTS", {}),
 }
+for _name, _endpoint in GATEHOUSE_ENDPOINTS.items():
+    if not isinstance(_endpoint.get("byok", False), bool):  # "false" (a string) must not mean yes
+        raise ValueError(f"GATEHOUSE_EXTRA_ENDPOINTS: byok of {_name!r} must be true or false")
 # Default fallback chains per task type; tenants can override them. The simulator's models keep everything
 # working without provider keys; with real keys, real models go first.
 _REAL_CHAINS: dict[str, list[str]] = {

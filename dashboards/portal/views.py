@@ -130,7 +130,11 @@ def provider_keys(request: PortalRequest) -> HttpResponse:
         else:
             messages.success(request, f"Key for {endpoint} {'removed' if key is None else 'saved'}.")
             return redirect("portal:provider_keys")
-    context = {"credentials": credential_list(tenant=request.tenant), "error": error}
+    context = {
+        "credentials": credential_list(tenant=request.tenant),
+        "plan": request.tenant.plan,
+        "error": error,
+    }
     return render(request, "portal/provider_keys.html", context, status=status)
 
 

@@ -75,11 +75,11 @@ class UsageBuilder:
         """The request's usage event with what is known now, priced."""
         consumer = self.consumer
         cost, units = Decimal(0), FREE
-        # With the tenant's own provider key the provider bills the tenant, not us: no cost, no price here.
+        # With the tenant's own provider key the provider bills the tenant, not us: no cost, the BYOK fee.
         own_key = self.model is not None and self.model.endpoint in self.principal.credentials
-        if self.model is not None and not own_key:
-            units = self.principal.pricing.unit_prices(self.model)
-            if usage is not None:
+        if self.model is not None:
+            units = self.principal.pricing.request_unit_prices(self.model, own_key=own_key)
+            if usage is not None and not own_key:
                 cost = provider_cost(self.model, usage.prompt_tokens, usage.completion_tokens)
         hit, saving = self.hit, Decimal(0)
         if hit is not None:  # no provider was called: the cost is saved, the plan's hit price is charged
@@ -105,6 +105,7 @@ class UsageBuilder:
             price=price,
             unit_input_price=units.input,
             unit_output_price=units.output,
+            unit_request_price=units.request if usage is not None else Decimal(0),  # nothing used, no fee
             latency_ms=int((time.perf_counter() - consumer.started) * 1000),
             ttft_ms=self.ttft_ms,
             cache_status=hit.status if hit else "miss",

@@ -45,9 +45,9 @@ def request_estimate(
         prompt = bounds.prompt(model)
         output = (output_token_bound(model, asked) + predicted) * n
         worst_tokens = max(worst_tokens, prompt + output)
-        if model.endpoint in own_key_endpoints:  # billed by the provider to the tenant, not by us
-            continue
-        worst_price = max(worst_price, pricing.unit_prices(model).amount(prompt, output))
+        own_key = model.endpoint in own_key_endpoints  # the provider bills the tokens; we charge the BYOK fee
+        price = pricing.request_unit_prices(model, own_key=own_key).amount(prompt, output)
+        worst_price = max(worst_price, price)
     return Estimate(
         tpm_tokens=prompt_tokens + (asked or 0) * n, worst_tokens=worst_tokens, worst_price=worst_price
     )

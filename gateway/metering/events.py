@@ -44,7 +44,14 @@ TEXT_LIMITS = {
 CLIENT_REQUEST_ID_LIMIT = 128
 MAX_ATTEMPTS = 64
 MAX_PII_CATEGORIES = 32
-_MONEY = ("provider_cost", "price", "cache_saving", "unit_input_price", "unit_output_price")
+_MONEY = (
+    "provider_cost",
+    "price",
+    "cache_saving",
+    "unit_input_price",
+    "unit_output_price",
+    "unit_request_price",
+)
 _MONEY_MAX = Decimal("99999999.99999999")  # DecimalField(max_digits=16, decimal_places=8)
 _REQUIRED = ("request_id", "tenant_schema", "tenant_id", "created_ms")
 
@@ -96,6 +103,7 @@ class UsageEvent:
     pii_counts: dict[str, int] = field(default_factory=dict)  # distinct values redacted, per category
     unit_input_price: Decimal = Decimal(0)  # charged per 1M input tokens (the price's rate)
     unit_output_price: Decimal = Decimal(0)  # charged per 1M output tokens
+    unit_request_price: Decimal = Decimal(0)  # charged per request on top (the BYOK per-request fee)
     client_request_id: str = ""  # the client's own x-request-id: a label, echoed and searchable
     recovered: bool = False  # settled by the reaper from the last checkpoint of a process that died
 

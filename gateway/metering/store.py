@@ -132,6 +132,7 @@ def usage_event_record(event: UsageEvent, *, recorded_at: datetime) -> RequestRe
         price=event.price,
         unit_input_price=event.unit_input_price,
         unit_output_price=event.unit_output_price,
+        unit_request_price=event.unit_request_price,
         latency_ms=event.latency_ms,
         ttft_ms=event.ttft_ms,
         cache_status=event.cache_status,

@@ -27,7 +27,7 @@ from gateway.catalog.models import CatalogModel
 from gateway.metering.events import UsageEvent
 from gateway.metering.store import usage_store
 from gateway.models import RequestRecord
-from gateway.pricing import PlanPricing, provider_cost
+from gateway.pricing import PlanPricing, UnitPrices, provider_cost
 from gateway.routing import ModelInfo
 from tenants.models import Tenant
 from tenants.services import tenant_create
@@ -125,12 +125,14 @@ def usage_add(
     count: int = 1,
     pricing: PlanPricing | None = None,
     http_status: int = 200,
+    units: UnitPrices | None = None,
 ) -> list[UsageEvent]:
-    """Record `count` requests as the gateway would (rated with the tenant's plan unless `pricing`)."""
+    """Record `count` requests as the gateway would (rated with the tenant's plan unless `pricing`); with
+    `units`, as a request on the tenant's own provider key rated at those unit prices (no provider cost)."""
     info = model_info(model)
     pricing = pricing or plan_pricing_load(Plan.objects.get(pk=tenant.plan_id))
-    units = pricing.unit_prices(info)
-    cost = provider_cost(info, input_tokens, output_tokens)
+    cost = provider_cost(info, input_tokens, output_tokens) if units is None else Decimal(0)
+    units = units or pricing.unit_prices(info)
     if hit:
         units, cost = units.percent(pricing.hit_percent), Decimal(0)
     events = [
@@ -151,6 +153,7 @@ def usage_add(
             price=units.amount(input_tokens, output_tokens),
             unit_input_price=units.input,
             unit_output_price=units.output,
+            unit_request_price=units.request,
             latency_ms=5,
             ttft_ms=None,
             cache_status="hit-exact" if hit else "miss",

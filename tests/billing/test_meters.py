@@ -98,6 +98,30 @@ def test_queue_creates_one_event_per_closed_day_with_the_rated_value(
     assert events(globex) == []
 
 
+def test_a_days_value_includes_the_price_per_request_of_byok_traffic(
+    acme: Tenant, customer: StripeCustomer
+) -> None:
+    usage(acme, DAY, 40_000)  # $0.10
+    UsageRollup.objects.create(  # 7 requests on the tenant's own key: $2 per 1M tokens + $0.0015 each
+        tenant=acme,
+        day=DAY,
+        model="gpt-4o",
+        provider="openai",
+        cache_status="miss",
+        unit_input_price=Decimal(2),
+        unit_output_price=Decimal(2),
+        unit_request_price=Decimal("0.0015"),
+        requests=7,
+        input_tokens=3_000,
+        output_tokens=500,
+        computed_at=NOW,
+    )
+
+    meter_events_queue(NOW)
+
+    assert [value for _, _, value, _ in events(acme)] == [1175]  # $0.10 + $0.007 + $0.0105
+
+
 def test_queue_rounds_half_up_to_the_meter_unit(acme: Tenant, customer: StripeCustomer) -> None:
     usage(acme, DAY, 20)  # $0.00005: half a unit
 

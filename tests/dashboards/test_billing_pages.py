@@ -210,6 +210,16 @@ def test_the_plan_shows_its_fees_and_own_model_prices(acme: Tenant) -> None:
     assert '<tr data-model="sim/code"><td>sim/code</td>\n      <td>provider\'s price + 5.00%</td>' in html
 
 
+def test_the_plan_shows_its_fee_on_requests_made_with_the_tenants_own_keys(acme: Tenant) -> None:
+    fees = {"byok_fee_per_1k_tokens": Decimal("0.0025"), "byok_fee_per_request": Decimal("0.001")}
+    Plan.objects.filter(slug="starter").update(**fees)
+
+    html = signed_in("acme.localhost", "alice@acme.test").get("/billing/").content.decode()
+
+    row = html[html.index("Requests on your own provider keys") :].split("</tr>")[0]
+    assert "0.0025 USD per 1,000 tokens + 0.001 USD per request" in row
+
+
 def test_the_billing_page_takes_the_same_queries_for_more_invoices(acme: Tenant) -> None:
     client = signed_in("acme.localhost", "alice@acme.test")
     invoice_create(acme, "2026-01")

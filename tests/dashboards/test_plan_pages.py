@@ -6,9 +6,14 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from django.contrib import admin
+from django.db import IntegrityError, transaction
+from django.forms.models import model_to_dict
+from django.test import RequestFactory
 
 from billing import plans
 from billing.models import Plan, PlanAssignment, PlanModelPrice
+from gateway.pricing import UnitPrices
 from tenants.models import Tenant, User
 from tests.conftest import signed_in
 
@@ -22,6 +27,8 @@ PLAN = {
     "currency": "EUR",
     "markup_percent": "15",
     "cache_hit_percent": "10",
+    "byok_fee_per_1k_tokens": "0.0025",
+    "byok_fee_per_request": "0.001",
     "included_amount": "5.00",
     "included_tokens": "100000",
     "minimum_monthly_charge": "0",
@@ -77,6 +84,7 @@ def test_an_operator_creates_a_plan_with_its_model_prices(operator: User, change
     plan = Plan.objects.get(slug="team")
     assert (plan.name, plan.monthly_fee, plan.currency) == ("Team", Decimal("25.00"), "eur")
     assert (plan.included_amount, plan.included_tokens, plan.is_default) == (Decimal("5.00"), 100_000, False)
+    assert (plan.byok_fee_per_1k_tokens, plan.byok_fee_per_request) == (Decimal("0.0025"), Decimal("0.001"))
     prices = {p.model_name: p for p in plan.model_prices.all()}
     smart, code = prices["sim/smart"], prices["sim/code"]
     assert (smart.rule, smart.input_price_per_mtok) == ("fixed", Decimal(3))
@@ -86,6 +94,7 @@ def test_an_operator_creates_a_plan_with_its_model_prices(operator: User, change
     listing = client.get("/console/plans/").content.decode()
     assert 'href="/console/plans/team/"' in listing
     assert "25.00 EUR" in listing
+    assert "0.0025/1k tokens + 0.001/request" in listing
 
 
 @pytest.mark.parametrize(
@@ -117,6 +126,8 @@ def test_a_bad_model_price_is_a_form_error_and_nothing_is_saved(
     [
         ("monthly_fee", "-1", "greater than or equal to 0"),
         ("included_amount", "-0.01", "greater than or equal to 0"),
+        ("byok_fee_per_1k_tokens", "-0.0001", "greater than or equal to 0"),
+        ("byok_fee_per_request", "-1", "greater than or equal to 0"),
         ("currency", "e1", "three-letter"),
         ("slug", "new", "taken by the console"),
         ("slug", "starter", "already exists"),
@@ -261,3 +272,34 @@ def test_the_currency_of_a_plan_with_tenants_stays(operator: User, acme: Tenant)
     assert client.post("/console/plans/unused/", body({**fields, "currency": "eur"})).status_code == 302
     unused.refresh_from_db()
     assert unused.currency == "eur"
+
+
+def test_an_operator_changes_a_plans_byok_fee_and_gateways_price_with_it(
+    operator: User, changed: list[str]
+) -> None:
+    client = signed_in("localhost", operator.email)
+    client.post("/console/plans/new/", body(PLAN))
+    edited = {key: value for key, value in PLAN.items() if key != "slug"}
+    fees = {"byok_fee_per_1k_tokens": "0.005", "byok_fee_per_request": "0"}
+
+    response = client.post("/console/plans/team/", body({**edited, **fees}))
+
+    assert response.status_code == 302
+    pricing = plans.plan_pricing_load(Plan.objects.get(slug="team"))
+    assert pricing.byok_unit_prices() == UnitPrices(Decimal(5), Decimal(5), Decimal(0))
+    assert changed.count("team") >= 2  # created, then edited: each save tells the gateways
+
+
+def test_the_django_admin_edits_the_byok_fees_and_refuses_negative_ones(acme: Tenant) -> None:
+    plan = Plan.objects.get(slug="starter")
+    form_class = admin.site.get_model_admin(Plan).get_form(RequestFactory().get("/"), plan)
+    data = {**model_to_dict(plan), "byok_fee_per_1k_tokens": "0.002", "byok_fee_per_request": "-0.01"}
+    data = {key: "" if value is None else value for key, value in data.items()}
+
+    form = form_class(data, instance=plan)
+
+    assert not form.is_valid()
+    assert list(form.errors) == ["byok_fee_per_request"]
+    assert "greater than or equal to 0" in form.errors["byok_fee_per_request"][0]
+    with pytest.raises(IntegrityError), transaction.atomic():  # the database refuses any other writer's
+        Plan.objects.filter(pk=plan.pk).update(byok_fee_per_1k_tokens=Decimal("-0.01"))

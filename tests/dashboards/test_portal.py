@@ -1,12 +1,15 @@
 from __future__ import annotations
 
+import re
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
-from gateway.models import RequestRecord
+from billing.models import Plan
+from gateway.models import ProviderCredential, RequestRecord
 from tenants.models import Tenant
 from tests.conftest import host_client, signed_in
 
@@ -137,6 +140,69 @@ def test_bad_provider_keys_are_refused(acme: Tenant, body: dict[str, str]) -> No
     client = signed_in("acme.localhost", "alice@acme.test")
 
     assert client.post("/provider-keys/", body).status_code == 400
+
+
+def test_the_provider_keys_page_offers_only_endpoints_that_take_tenant_keys(
+    acme: Tenant, settings: Any
+) -> None:
+    settings.GATEHOUSE_ENDPOINTS = {
+        **settings.GATEHOUSE_ENDPOINTS,
+        "vllm": {"base_url": "http://vllm.test/v1", "api_key": ""},
+        "together": {"base_url": "http://together.test/v1", "api_key": "", "byok": True},
+    }
+
+    page = signed_in("acme.localhost", "alice@acme.test").get("/provider-keys/").content.decode()
+
+    offered = re.findall(r'<tr data-endpoint="([^"]+)"', page)
+    assert offered == ["anthropic", "openai", "together"]
+
+
+def test_the_provider_keys_page_says_what_requests_on_an_own_key_cost(acme: Tenant) -> None:
+    fees = {"byok_fee_per_1k_tokens": Decimal("0.004"), "byok_fee_per_request": Decimal("0.0002")}
+    Plan.objects.filter(pk=acme.plan_id).update(cache_hit_percent=Decimal(10), **fees)
+
+    page = signed_in("acme.localhost", "bob@acme.test").get("/provider-keys/").content.decode()
+
+    fee = re.search(r'<span id="byok-fee">(.*?)</span>', page, re.DOTALL)
+    assert fee is not None
+    assert " ".join(fee.group(1).split()) == "0.004 USD per 1,000 tokens + 0.0002 USD per request"
+    assert "answers from the cache: 10.00% of that" in " ".join(page.split())
+
+
+def test_a_key_for_a_keyless_server_is_refused_with_the_reason(acme: Tenant, settings: Any) -> None:
+    settings.GATEHOUSE_ENDPOINTS = {
+        **settings.GATEHOUSE_ENDPOINTS,
+        "vllm": {"base_url": "http://vllm.test/v1", "api_key": ""},
+    }
+    client = signed_in("acme.localhost", "alice@acme.test")
+
+    response = client.post("/provider-keys/", {"endpoint": "vllm", "api_key": "sk-any-eight-chars"})
+
+    assert response.status_code == 400
+    assert "vllm does not accept your own keys" in response.content.decode()
+    with schema_context(acme.schema_name):
+        assert not ProviderCredential.objects.exists()
+
+
+def test_a_key_of_an_endpoint_that_stopped_taking_keys_is_shown_ignored_and_can_be_removed(
+    acme: Tenant, settings: Any
+) -> None:
+    client = signed_in("acme.localhost", "alice@acme.test")
+    client.post("/provider-keys/", {"endpoint": "anthropic", "api_key": "sk-ant-own-key-9876"})
+    settings.GATEHOUSE_ENDPOINTS = {
+        **settings.GATEHOUSE_ENDPOINTS,
+        "anthropic": {**settings.GATEHOUSE_ENDPOINTS["anthropic"], "byok": False},
+    }
+
+    page = client.get("/provider-keys/").content.decode()
+    row = page[page.index('data-endpoint="anthropic"') :].split("</tr>")[0]
+    assert "…9876" in row
+    assert "Ignored: this endpoint no longer accepts your own key" in row
+    assert 'name="api_key"' not in row  # it can be removed, not replaced
+
+    assert client.post("/provider-keys/", {"endpoint": "anthropic", "remove": "1"}).status_code == 302
+    with schema_context(acme.schema_name):
+        assert not ProviderCredential.objects.exists()
 
 
 def test_developers_cannot_set_provider_keys(acme: Tenant) -> None:

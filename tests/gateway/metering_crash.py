@@ -34,6 +34,7 @@ def make_event(request_id: str, *, schema: str, tenant_id: int, **overrides: Any
         "price": Decimal("0.00234567"),
         "unit_input_price": Decimal("0.24"),
         "unit_output_price": Decimal("0.96"),
+        "unit_request_price": Decimal("0.00012"),
         "latency_ms": 812,
         "ttft_ms": 95,
         "cache_status": "hit-semantic",

@@ -117,6 +117,7 @@ def test_an_emitted_event_is_stored_in_its_tenant_schema_with_every_field(
         "price": Decimal("0.00234567"),
         "unit_input_price": Decimal("0.24"),
         "unit_output_price": Decimal("0.96"),
+        "unit_request_price": Decimal("0.00012"),
         "latency_ms": 812,
         "ttft_ms": 95,
         "cache_status": "hit-semantic",
@@ -132,6 +133,16 @@ def test_an_emitted_event_is_stored_in_its_tenant_schema_with_every_field(
     }
     assert _request_ids(globex.schema_name, "req-") == []
     assert _settled()
+
+
+def test_an_event_written_before_prices_per_request_were_kept_reads_as_zero_per_request() -> None:
+    data = make_event("req-old", schema="t_acme", tenant_id=1).to_json_dict()
+    del data["unit_request_price"]  # as a web process of the previous release wrote it
+
+    old = UsageEvent.from_json_dict(data)
+
+    assert old.unit_request_price == Decimal(0)
+    assert (old.unit_input_price, old.price) == (Decimal("0.24"), Decimal("0.00234567"))
 
 
 @pytest.mark.django_db

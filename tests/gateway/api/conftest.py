@@ -50,6 +50,16 @@ def keys(world: World, django_db_blocker: pytest.FixtureRequest) -> Keys:
             name="byok/fast",
             defaults={"provider": "openai", "endpoint": "keyless_openai", "upstream_model": "sim/fast"},
         )
+        CatalogModel.objects.update_or_create(
+            name="vllm/fast",
+            defaults={
+                "provider": "openai",
+                "endpoint": "keyless_vllm",
+                "upstream_model": "sim/fast",
+                "input_price_per_mtok": Decimal("1"),
+                "output_price_per_mtok": Decimal("2"),
+            },
+        )
         return Keys(
             acme=api_key_create(tenant=world.acme, name="api tests").raw_key,
             acme_fast_only=api_key_create(
