@@ -6,11 +6,14 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 
-from django.db.models import Count, Sum
+from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from gateway.models import RequestRecord
+from gateway.bounds import label_bounded
+from gateway.models import RefusalCount, RequestRecord
+
+REQUEST_PAGE = 50
 
 
 @dataclass(frozen=True)
@@ -71,3 +74,21 @@ def usage_summary(*, days: int = 30) -> UsageSummary:
         price=sum((d.price for d in series), Decimal(0)).quantize(Decimal("0.01")),
         max_day_tokens=max((d.tokens for d in series), default=0),
     )
+
+
+def request_search(query: str = "", *, limit: int = REQUEST_PAGE) -> QuerySet[RequestRecord]:
+    """The latest requests, or those whose id (the gateway's `x-request-id`) or the client's own request id
+    (`x-client-request-id` / the `x-request-id` it sent) is `query`, newest first. `query` is bounded like
+    the label it is compared with, so any text is a safe search."""
+    records = RequestRecord.objects.order_by("-created_at")
+    wanted = label_bounded(query.strip())
+    if wanted:
+        records = records.filter(Q(request_id=wanted) | Q(client_request_id=wanted))
+    return records[:limit]
+
+
+def refusals_total(*, days: int = 30) -> int:
+    """Requests refused inside the gateway (counted per key and minute, not recorded one by one)."""
+    since = timezone.now() - timedelta(days=days)
+    total = RefusalCount.objects.filter(minute__gte=since).aggregate(total=Sum("count"))["total"]
+    return int(total or 0)

@@ -8,6 +8,7 @@ app_name = "portal"
 
 urlpatterns = [
     path("", views.overview, name="overview"),
+    path("requests/", views.request_list, name="requests"),
     path("keys/", views.api_key_list, name="api_keys"),
     path("keys/new/", views.api_key_create_view, name="api_key_create"),
     path("keys/<int:key_id>/revoke/", views.api_key_revoke_view, name="api_key_revoke"),

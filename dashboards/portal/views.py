@@ -22,7 +22,7 @@ from dashboards.portal.forms import (
     pii_policy_form_class,
 )
 from dashboards.portal.limits import limits_overview
-from dashboards.portal.selectors import usage_summary
+from dashboards.portal.selectors import refusals_total, request_search, usage_summary
 from gateway.cache.manage import cache_clear, cache_settings_get, cache_settings_set, cache_stats
 from gateway.catalog.models import CatalogModel
 from gateway.chains import chain_set, chains_effective
@@ -42,6 +42,18 @@ def overview(request: PortalRequest) -> HttpResponse:
         "active_keys": api_key_active_count(),
     }
     return render(request, "portal/overview.html", context)
+
+
+@member_required
+def request_list(request: PortalRequest) -> HttpResponse:
+    """The latest requests, or the one(s) with a given request id (the gateway's, or the client's own)."""
+    query = request.GET.get("q", "")[:500]
+    context = {
+        "query": query,
+        "records": list(request_search(query)),
+        "refused": refusals_total(days=30),
+    }
+    return render(request, "portal/requests.html", context)
 
 
 @member_required

@@ -7,6 +7,7 @@ from decimal import Decimal
 from gateway.limits.estimate import request_estimate
 from gateway.pricing import PlanPricing, UnitPrices
 from gateway.routing import ModelInfo
+from gateway.tokens import PromptBounds
 
 
 def test_a_requests_amount_adds_its_price_per_request_to_its_tokens_then_rounds_once() -> None:
@@ -64,21 +65,25 @@ def test_a_byok_fee_of_zero_leaves_byok_traffic_free() -> None:
 
 
 def test_a_byok_candidate_reserves_its_fee_for_the_most_output_it_may_give() -> None:
-    body = {"messages": [], "max_tokens": 1_000}
+    body = {"messages": [{"role": "user", "content": "Say hello"}], "max_tokens": 1_000}
     own = {"openai": "sk-own"}
+    prompt = PromptBounds(body).prompt(model())  # the bound the limiter reserves (gateway.tokens.bound)
 
     estimate = request_estimate(body, (model(),), prompt_tokens=2_000, pricing=BYOK, own_key_endpoints=own)
 
-    assert estimate.worst_price == Decimal("0.0016")  # 3,000 tokens / 1k x $0.0002 + $0.001
+    # (prompt + 1,000) tokens / 1k x $0.0002 + $0.001
+    assert estimate.worst_price == (Decimal(prompt + 1_000) / 1000 * Decimal("0.0002") + Decimal("0.001"))
 
 
 def test_the_dearest_candidate_sets_the_reservation_whether_byok_or_not() -> None:
-    body = {"messages": [], "max_tokens": 1_000}
+    body = {"messages": [{"role": "user", "content": "Say hello"}], "max_tokens": 1_000}
     dear = PlanPricing(byok_fee_per_1k_tokens=Decimal(1), byok_fee_per_request=Decimal(0))
     candidates = (model(), model("vllm/m", endpoint="vllm"))
+    prompt = PromptBounds(body).prompt(model())
 
     estimate = request_estimate(
         body, candidates, prompt_tokens=2_000, pricing=dear, own_key_endpoints={"openai": "sk-own"}
     )
 
-    assert estimate.worst_price == Decimal(3)  # the BYOK fee of 3k tokens beats vllm/m's $0.00108
+    # the BYOK fee of its tokens at $1 per 1k beats vllm/m's catalogue price for as many
+    assert estimate.worst_price == Decimal(prompt + 1_000) / 1000
