@@ -27,6 +27,7 @@ from gateway.context import fit_by_dropping_turns
 from gateway.limits.deny import deny_check
 from gateway.limits.estimate import request_estimate
 from gateway.limits.service import limits_admit, scope_tags
+from gateway.metering.delivered import Delivered
 from gateway.metering.liveness import open_key
 from gateway.metrics import REFUSED_LOCALLY
 from gateway.pii.answers import AnswerScanner
@@ -35,7 +36,7 @@ from gateway.pii.redact import Redactor
 from gateway.providers.base import JSON, ProviderError, StreamChunk, Usage
 from gateway.routing import ALIASES, Route, model_allowed, route
 from gateway.state import Principal, hot_state
-from gateway.tokens import count_text, estimate_prompt_tokens
+from gateway.tokens import estimate_prompt_tokens
 
 SSE_HEADERS = [(b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
 DONE = b"data: [DONE]\n\n"
@@ -268,7 +269,7 @@ class ChatCompletionsConsumer(GatewayConsumer):
         meter.served(model)
         meter.ttft_ms = int((time.perf_counter() - self.started) * 1000)
         # Durable before the first byte: if this process dies mid-stream, the reaper bills from here on.
-        delivered = _Delivered(meter, model.name)
+        delivered = Delivered(model.name, meter.prompt_estimate)
         await meter.checkpoint(run, delivered.usage(None))
         await self.start(200, self._headers(model.name, b"text/event-stream") + SSE_HEADERS)
         kept: list[bytes] | None = [] if lookup is not None else None  # the chunks, for the cache
@@ -331,48 +332,6 @@ class ChatCompletionsConsumer(GatewayConsumer):
         if self.dropped_messages:
             headers.append((b"x-gatehouse-truncated", str(self.dropped_messages).encode()))
         return headers
-
-
-class _Delivered:
-    """The text a stream has delivered, and its tokens as of the last checkpoint, counted as it goes: each
-    checkpoint counts only the text since the previous one, cut before a word so that the pieces' counts add
-    up to the whole's (tokenizers split text into words before they merge bytes)."""
-
-    MAX_CARRY = 4096  # text without a word boundary is counted anyway past this
-
-    def __init__(self, meter: UsageBuilder, model: str) -> None:
-        self.meter = meter
-        self.model = model
-        self.pieces: list[str] = []
-        self.counted = 0  # pieces already counted (or carried)
-        self.carry = ""  # counted at the next checkpoint: after the last word boundary
-        self.tokens = 0
-
-    def add(self, text: str) -> None:
-        self.pieces.append(text)
-
-    def text(self) -> str:
-        return "".join(self.pieces)
-
-    def usage(self, reported: Usage | None) -> Usage:
-        """What has been delivered so far, estimated (the provider reports its own counts at the end)."""
-        fresh = self.carry + "".join(self.pieces[self.counted :])
-        self.counted = len(self.pieces)
-        cut = len(fresh) if len(fresh) > self.MAX_CARRY else _last_word_start(fresh)
-        if cut:
-            self.tokens += count_text(fresh[:cut], self.model)
-        self.carry = fresh[cut:]
-        prompt = reported.prompt_tokens if reported is not None else self.meter.prompt_estimate
-        return Usage(prompt, self.tokens, True)
-
-
-def _last_word_start(text: str) -> int:
-    """The index of the whitespace that starts the last word of `text` (0 if none): a place to cut where
-    both sides count as they would together."""
-    for index in range(len(text) - 2, -1, -1):
-        if text[index].isspace() and not text[index + 1].isspace():
-            return index
-    return 0
 
 
 def _scope_model(requested: str, chosen: Route) -> str:
