@@ -33,11 +33,10 @@ import orjson
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import DatabaseError
-from redis.asyncio.client import Redis
-from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
-from config.redis import async_redis_client
+from config.redis import hot_redis
+from config.resp import HotClient
 from gateway.api.errors import ApiError
 from gateway.limits.clock import duration, now_ms
 from gateway.limits.deny import Denial, deny_remember, inflight_add, inflight_done
@@ -62,7 +61,6 @@ OK, RPM, TPM, CONCURRENCY, BUDGET, TOKEN_CAP, NEED_SEED, TOO_LARGE = range(8)
 _SOURCE = {name: (Path(__file__).parent / f"{name}.lua").read_text() for name in ("admit", "settle")}
 SETTLE_SOURCE = _SOURCE["settle"]
 _SHA = {name: hashlib.sha1(source.encode()).hexdigest() for name, source in _SOURCE.items()}  # noqa: S324
-_scripts: dict[tuple[int, str], AsyncScript] = {}
 _down_until = 0.0
 _background: set[asyncio.Task[None]] = set()
 
@@ -162,14 +160,6 @@ def scopes_of(tenant_id: int, key_prefix: str, limits: LimitSet, period: str) ->
     return tuple(scopes)
 
 
-def _script(name: str, client: Redis) -> AsyncScript:
-    key = (id(client), name)
-    script = _scripts.get(key)
-    if script is None:
-        script = _scripts[key] = client.register_script(_SOURCE[name])
-    return script
-
-
 def _arg(value: int | Decimal | None, *, money: bool = False) -> str:
     if value is None:
         return "-1"
@@ -205,7 +195,7 @@ async def limits_admit(
     admitted = Admission(request_id, tenant_id, period, scopes, tokens, (), open_key or NO_OPEN_KEY)
     opened = (open_key, open_record(admitted, open_event)) if open_key and open_event is not None else None
     seeds: dict[int, tuple[int, int]] = {}
-    client = async_redis_client()
+    client = hot_redis()
     call = _AdmitCall(scopes, now, request_id, tokens, worst_price, worst_tokens, opened)
     try:
         async with asyncio.timeout(settings.GATEHOUSE_LIMITS_TIMEOUT):
@@ -245,7 +235,7 @@ class _AdmitCall:
     worst_tokens: int
     opened: tuple[str, bytes] | None  # (open-requests hash, open record)
 
-    async def run(self, client: Redis, seeds: dict[int, tuple[int, int]]) -> list[Any]:
+    async def run(self, client: HotClient, seeds: dict[int, tuple[int, int]]) -> list[Any]:
         lease_ms = int(settings.GATEHOUSE_LIMITS_LEASE_SECONDS * 1000)
         args: list[str | int | bytes] = [
             self.now,
@@ -272,7 +262,7 @@ class _AdmitCall:
         if self.opened is not None:
             keys.append(self.opened[0])
             args.append(self.opened[1])
-        result: list[Any] = await _script("admit", client)(keys=keys, args=args)
+        result: list[Any] = await client.evalsha(_SHA["admit"], _SOURCE["admit"], keys, args)
         return result
 
 
@@ -407,9 +397,8 @@ def settle_call(
 
 async def _settle(keys: list[str], args: list[str | int], request_id: str) -> None:
     try:
-        client = async_redis_client()
         async with asyncio.timeout(max(settings.GATEHOUSE_LIMITS_TIMEOUT, 1.0)):
-            await _script("settle", client)(keys=keys, args=args)
+            await hot_redis().evalsha(_SHA["settle"], _SOURCE["settle"], keys, args)
     except (RedisError, OSError, TimeoutError):
         # The lease frees the slot and the reservation later; the ledger still has the usage.
         log.warning("limits: could not settle request %s", request_id, exc_info=True)

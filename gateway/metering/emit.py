@@ -36,7 +36,7 @@ from typing import Any
 from django.conf import settings
 from redis.exceptions import MaxConnectionsError
 
-from config.redis import async_redis_client, redis_client
+from config.redis import hot_redis, redis_client
 from gateway.metering.events import UsageEvent, usage_event_json
 
 logger = logging.getLogger(__name__)
@@ -98,23 +98,21 @@ async def _emit(request_id: str, payload: bytes, piggyback: Piggyback | None) ->
 
 
 async def _xadd(payload: bytes, piggyback: Piggyback | None) -> None:
+    """XADD the event, with the piggybacked command in the same write (one round trip for both)."""
+    commands: list[tuple[Any, ...]] = [("XADD", USAGE_STREAM, "*", EVENT_FIELD, payload)]
+    if piggyback is not None:
+        commands.append(piggyback.command)
     while True:
         try:
-            if piggyback is None:
-                await async_redis_client().xadd(USAGE_STREAM, {EVENT_FIELD: payload})
-                return
-            pipe = async_redis_client().pipeline(transaction=False)
-            pipe.xadd(USAGE_STREAM, {EVENT_FIELD: payload})
-            pipe.execute_command(*piggyback.command)
-            added, extra = await pipe.execute(raise_on_error=False)
+            replies = await hot_redis().pipeline(commands)
         except MaxConnectionsError:
-            # The pool is busy, Redis is fine: wait for a free connection (within EMIT_TIMEOUT_S).
+            # redis-py's pool is busy (TLS URLs only), Redis is fine: wait (within EMIT_TIMEOUT_S).
             await asyncio.sleep(0.002)
             continue
-        if isinstance(extra, Exception):  # e.g. NOSCRIPT after a Redis restart: the event is unaffected
-            piggyback.retry(extra)
-        if isinstance(added, Exception):
-            raise added
+        if piggyback is not None and isinstance(replies[1], Exception):
+            piggyback.retry(replies[1])  # e.g. NOSCRIPT after a Redis restart: the event is unaffected
+        if isinstance(replies[0], Exception):
+            raise replies[0]
         return
 
 

@@ -16,9 +16,9 @@ import logging
 from pathlib import Path
 
 from django.conf import settings
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import RedisError
 
-from config.redis import async_redis_client
+from config.redis import hot_redis
 
 log = logging.getLogger(__name__)
 
@@ -36,14 +36,11 @@ async def checkpoint_write(open_key: str, tenant_id: int, request_id: str, recor
     """Replace the request's open record with `record` unless it has been settled; False if Redis did not
     take it (never raises: the request goes on, its next checkpoint or its own event will do)."""
     ttl_ms = int(settings.GATEHOUSE_LIMITS_LEASE_SECONDS * 2000)
-    keys_and_args = (open_key, settled_marker(tenant_id, request_id), request_id, record, ttl_ms)
-    client = async_redis_client()
+    keys = (open_key, settled_marker(tenant_id, request_id))
+    args = (request_id, record, ttl_ms)
     try:
         async with asyncio.timeout(TIMEOUT_S):
-            try:
-                await client.evalsha(_SHA, 2, *keys_and_args)
-            except NoScriptError:  # the first checkpoint since Redis started
-                await client.eval(_SOURCE, 2, *keys_and_args)
+            await hot_redis().evalsha(_SHA, _SOURCE, keys, args)
     except (RedisError, OSError, TimeoutError) as error:
         log.info("checkpoint of %s not written (%s)", request_id, type(error).__name__)
         return False

@@ -4,6 +4,7 @@ requests answered, and the month reconciling (ledger = rollups = invoice lines =
 
 from __future__ import annotations
 
+import io
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -11,13 +12,13 @@ from typing import Any
 
 import pytest
 import stripe
+from django.core.management import call_command
 from django.utils import timezone
 from django_tenants.utils import schema_context
 from pytest_django import DjangoDbBlocker
 
 from billing.invoicing import invoice_tenant_period
 from billing.models import Invoice, Plan, RollupCursor, StripeCustomer, UsageRollup
-from billing.reconcile import reconcile_tenant
 from config.redis import redis_client
 from gateway.invalidation import invalidate_publish
 from gateway.keys import api_key_create
@@ -134,8 +135,10 @@ def refusals(org: Ledgerco) -> int:
 
 
 def assert_reconciles(org: Ledgerco, client: stripe.StripeClient) -> None:
-    """Invoice the month so far (through localstripe) and prove ledger = rollups = lines = Stripe."""
+    """Invoice the month so far (through localstripe), then `billing_reconcile` for the tenant: ledger =
+    rollups = invoice lines = Stripe, to the cent (the command fails on any difference)."""
     period = timezone.now().strftime("%Y-%m")
-    tenant = Tenant.objects.get(pk=org.tenant.pk)
-    invoice_tenant_period(tenant, period, client=client)
-    assert reconcile_tenant(tenant, period, client=client) == []
+    invoice_tenant_period(Tenant.objects.get(pk=org.tenant.pk), period, client=client)
+    out = io.StringIO()
+    call_command("billing_reconcile", "--period", period, "--tenant", org.tenant.slug, stdout=out)
+    assert "1 tenant(s) reconciled" in out.getvalue()
