@@ -77,11 +77,12 @@ _hot_clients: dict[tuple[str, int], HotClient] = {}
 
 def hot_redis() -> HotClient:
     """The request path's client for settings.REDIS_URL, one per event loop: config.resp's lean multiplexed
-    connection (a third of redis-py's CPU per command), or redis-py for URLs it does not speak."""
+    connection (about half of redis-py's CPU per command), or redis-py for URLs it does not speak."""
     url: str = settings.REDIS_URL
     key = (url, id(asyncio.get_running_loop()))
     client = _hot_clients.get(key)
-    if client is None:
+    if client is None or (isinstance(client, HotRedis) and client.loop is not asyncio.get_running_loop()):
+        # A loop's id can be reused by a later loop once it is gone: never hand over a dead loop's connection.
         client = _hot_clients[key] = (
             HotRedis(url) if hot_redis_supported(url) else RedisPyHot(async_redis_client())
         )

@@ -101,6 +101,7 @@ class HotRedis:
 
     def __init__(self, url: str) -> None:
         self.options: dict[str, Any] = dict(parse_url(url))
+        self.loop = asyncio.get_running_loop()  # its connection belongs to this loop only
         self.protocol: _Protocol | None = None
         self.connecting: asyncio.Task[_Protocol] | None = None
 
